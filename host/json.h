@@ -1,0 +1,24 @@
+/* json.h — JSON text produced by the host (response bodies, log lines). */
+#ifndef MOONKEEP_JSON_H
+#define MOONKEEP_JSON_H
+
+#include <stddef.h>
+#include <event2/buffer.h>
+#include <lua.h>
+
+/* Appends `s` (len bytes) to `out` as a quoted JSON string. Control
+ * characters are escaped and invalid UTF-8 becomes U+FFFD, so the output is
+ * always valid JSON whatever bytes a client sent. */
+void host_json_string(struct evbuffer *out, const char *s, size_t len);
+
+/* Appends the Lua value at `idx` to `out` as JSON. Tables that carry the
+ * array metatable (host.json.array) are arrays even when empty; other tables
+ * are arrays when their keys are exactly 1..n, objects otherwise. Returns 0,
+ * or -1 with a static message in *err (cycles, depth, NaN, functions...).
+ * Stack: balanced. */
+int host_json_encode(lua_State *L, int idx, struct evbuffer *out, const char **err);
+
+/* Pushes the host.json module: encode(v), array(t), null. */
+int host_json_open(lua_State *L);
+
+#endif

@@ -1,0 +1,189 @@
+/* log.c — the JSON line writer behind every log line of the process, and
+ * the host.log binding. Owns one reusable evbuffer for the line being built.
+ *
+ * Script fields whose names look secret (password, token, secret,
+ * authorization, cookie) are replaced by "[redacted]" here, so a careless
+ * log call in a script cannot leak them. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <lauxlib.h>
+
+#include "json.h"
+#include "task.h"
+
+struct log_line {
+    struct evbuffer *buf;
+};
+
+static enum log_level threshold = LOG_INFO;
+static const char *process_role = "cli";
+static struct log_line current;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void host_log_init(const char *level, const char *role)
+{
+    threshold = LOG_INFO;
+    for (int i = 0; i < 4; i++)
+        if (level && !strcasecmp(level, level_names[i])) threshold = (enum log_level)i;
+    process_role = role;
+}
+
+static void append_time(struct evbuffer *out)
+{
+    struct timespec ts;
+    struct tm tm;
+    char buf[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    host_json_string(out, buf, strlen(buf));
+}
+
+struct log_line *host_log_begin(enum log_level level, const char *msg)
+{
+    if (level < threshold) return NULL;
+    if (current.buf == NULL && (current.buf = evbuffer_new()) == NULL) return NULL;
+    evbuffer_drain(current.buf, evbuffer_get_length(current.buf));
+    evbuffer_add(current.buf, "{\"time\":", 8);
+    append_time(current.buf);
+    evbuffer_add_printf(current.buf, ",\"level\":\"%s\",\"msg\":", level_names[level]);
+    host_json_string(current.buf, msg, strlen(msg));
+    evbuffer_add_printf(current.buf, ",\"pid\":%ld,\"role\":\"%s\"", (long)getpid(), process_role);
+    return &current;
+}
+
+static void append_key(struct log_line *line, const char *key)
+{
+    evbuffer_add(line->buf, ",", 1);
+    host_json_string(line->buf, key, strlen(key));
+    evbuffer_add(line->buf, ":", 1);
+}
+
+void host_log_strn(struct log_line *line, const char *key, const char *value, size_t len)
+{
+    if (line == NULL) return;
+    append_key(line, key);
+    if (value) host_json_string(line->buf, value, len);
+    else evbuffer_add(line->buf, "null", 4);
+}
+
+void host_log_str(struct log_line *line, const char *key, const char *value)
+{
+    host_log_strn(line, key, value, value ? strlen(value) : 0);
+}
+
+void host_log_int(struct log_line *line, const char *key, int64_t value)
+{
+    if (line == NULL) return;
+    append_key(line, key);
+    evbuffer_add_printf(line->buf, "%lld", (long long)value);
+}
+
+void host_log_num(struct log_line *line, const char *key, double value)
+{
+    if (line == NULL) return;
+    append_key(line, key);
+    evbuffer_add_printf(line->buf, "%.3f", value);
+}
+
+void host_log_lua(struct log_line *line, const char *key, lua_State *L, int idx)
+{
+    const char *err = NULL;
+    if (line == NULL) return;
+    append_key(line, key);
+    size_t before = evbuffer_get_length(line->buf);
+    if (host_json_encode(L, idx, line->buf, &err) != 0) {
+        /* drop the partial value, keep the line valid */
+        struct evbuffer *tail = evbuffer_new();
+        if (tail) {
+            evbuffer_remove_buffer(line->buf, tail, before);
+            evbuffer_free(line->buf);
+            line->buf = tail;
+        }
+        host_json_string(line->buf, err, strlen(err));
+    }
+}
+
+void host_log_end(struct log_line *line)
+{
+    if (line == NULL) return;
+    evbuffer_add(line->buf, "}\n", 2);
+    size_t len = evbuffer_get_length(line->buf);
+    const char *p = (const char *)evbuffer_pullup(line->buf, -1);
+    while (len > 0) {
+        ssize_t n = write(STDOUT_FILENO, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* stdout gone: nothing better to do */
+        p += n;
+        len -= (size_t)n;
+    }
+    evbuffer_drain(line->buf, evbuffer_get_length(line->buf));
+}
+
+void host_log(enum log_level level, const char *msg)
+{
+    host_log_end(host_log_begin(level, msg));
+}
+
+/* ---- host.log ---------------------------------------------------------- */
+
+static int is_secret_key(const char *key)
+{
+    static const char *const words[] = {"password", "token", "secret", "authorization", "cookie", NULL};
+    for (int i = 0; words[i]; i++)
+        if (strcasestr(key, words[i])) return 1;
+    return 0;
+}
+
+/* log.<level>(msg, fields?): stack balanced; raises on misuse only. */
+static int log_at(lua_State *L, enum log_level level)
+{
+    const char *msg = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    struct log_line *line = host_log_begin(level, msg);
+    if (line == NULL) return 0;
+    const char *request_id = host_task_request_id(L);
+    if (request_id) host_log_str(line, "request_id", request_id);
+    if (lua_istable(L, 2)) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            /* stack: msg fields key value */
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                const char *key = lua_tostring(L, -2);
+                if (is_secret_key(key)) host_log_str(line, key, "[redacted]");
+                else host_log_lua(line, key, L, -1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    host_log_end(line);
+    return 0;
+}
+
+static int l_log_debug(lua_State *L) { return log_at(L, LOG_DEBUG); }
+static int l_log_info(lua_State *L) { return log_at(L, LOG_INFO); }
+static int l_log_warn(lua_State *L) { return log_at(L, LOG_WARN); }
+static int l_log_error(lua_State *L) { return log_at(L, LOG_ERROR); }
+
+static const luaL_Reg log_functions[] = {
+    {"debug", l_log_debug},
+    {"info", l_log_info},
+    {"warn", l_log_warn},
+    {"error", l_log_error},
+    {NULL, NULL},
+};
+
+int host_log_open(lua_State *L)
+{
+    luaL_newlib(L, log_functions);
+    return 1;
+}

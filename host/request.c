@@ -1,0 +1,418 @@
+/* request.c — from an evhttp request to a script task and back.
+ *
+ * Each request becomes a struct http_request that owns: its task (the
+ * coroutine running app.handle), a watcher that notices the client leaving
+ * while the task waits, and nothing else: the evhttp_request stays evhttp's
+ * and is handed back by evhttp_send_reply (or evhttp_connection_free). The
+ * struct is freed in finish_request, the single exit. */
+#include "request.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <sys/queue.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <lauxlib.h>
+#include <sodium.h>
+
+#include "json.h"
+#include "log.h"
+#include "task.h"
+#include "vm.h"
+#include "worker.h"
+
+struct http_request {
+    struct host_task task;
+    struct evhttp_request *req;
+    struct worker *worker;
+    struct event *client_gone;  /* set once the task waits */
+    double started;
+    char method[8];
+    char *log_target;           /* path and redacted query, for the access line */
+};
+
+static const char internal_error_body[] =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"internal server error\"}}";
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+/* X-Request-Id is taken from the client when it is a sane token. */
+static int request_id_is_sane(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return 0;
+    }
+    return 1;
+}
+
+static void new_request_id(char out[33])
+{
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, 33, raw, sizeof raw);
+}
+
+static int query_key_is_secret(const char *key)
+{
+    static const char *const words[] = {"token", "password", "secret", "key", "code", "signature", NULL};
+    for (int i = 0; words[i]; i++)
+        if (strcasestr(key, words[i])) return 1;
+    return 0;
+}
+
+/* Header values with control characters are refused outright: evhttp lets
+ * NUL and bare CR through, and they have no business in a header. */
+static int headers_are_clean(struct evkeyvalq *headers)
+{
+    for (struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
+        for (const unsigned char *p = (const unsigned char *)h->value; *p; p++)
+            if ((*p < 0x20 && *p != '\t') || *p == 0x7F) return 0;
+    return 1;
+}
+
+/* ---- request table ------------------------------------------------------ */
+
+/* Pushes the path and query of the request: sets t.path, t.query (a table of
+ * first values), t.query_error (true when the query does not parse), and
+ * builds the redacted log target. Stack: +0 (works on the table at -1). */
+static void push_target(lua_State *co, struct http_request *hr)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+    const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *raw_query = uri ? evhttp_uri_get_query(uri) : NULL;
+    size_t path_len = 0;
+    char *path = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, &path_len);
+
+    lua_pushlstring(co, path ? path : "/", path ? path_len : 1);
+    lua_setfield(co, -2, "path");
+
+    struct evbuffer *target = evbuffer_new();
+    if (target) evbuffer_add(target, raw_path && *raw_path ? raw_path : "/", strlen(raw_path && *raw_path ? raw_path : "/"));
+    lua_newtable(co);
+    if (raw_query && *raw_query) {
+        struct evkeyvalq params;
+        TAILQ_INIT(&params);
+        if (evhttp_parse_query_str(raw_query, &params) != 0) {
+            lua_pushboolean(co, 1);
+            lua_setfield(co, -3, "query_error");
+            if (target) evbuffer_add(target, "?[unparsed]", 11);
+        } else {
+            char sep = '?';
+            for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
+                lua_getfield(co, -1, kv->key);
+                if (lua_isnil(co, -1)) {
+                    lua_pushstring(co, kv->value);
+                    lua_setfield(co, -3, kv->key);
+                }
+                lua_pop(co, 1);
+                if (target) {
+                    char *k = evhttp_encode_uri(kv->key);
+                    char *v = evhttp_encode_uri(kv->value);
+                    evbuffer_add_printf(target, "%c%s=%s", sep, k ? k : "",
+                                        query_key_is_secret(kv->key) ? "[redacted]" : (v ? v : ""));
+                    free(k);
+                    free(v);
+                    sep = '&';
+                }
+            }
+        }
+        evhttp_clear_headers(&params);
+    }
+    lua_setfield(co, -2, "query");
+    if (target) {
+        evbuffer_add(target, "", 1);
+        hr->log_target = strdup((const char *)evbuffer_pullup(target, -1));
+        evbuffer_free(target);
+    }
+    free(path);
+}
+
+/* Pushes the request table on co. Stack: +1. */
+static void push_request_table(lua_State *co, struct http_request *hr)
+{
+    struct evhttp_request *req = hr->req;
+    struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+
+    lua_createtable(co, 0, 8);
+    lua_pushstring(co, hr->method);
+    lua_setfield(co, -2, "method");
+    push_target(co, hr);
+
+    lua_newtable(co);
+    for (struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
+        char name[256];
+        size_t n = strlen(h->key);
+        if (n >= sizeof name) continue;
+        for (size_t i = 0; i <= n; i++) name[i] = (char)tolower((unsigned char)h->key[i]);
+        lua_getfield(co, -1, name);
+        if (lua_isnil(co, -1)) {
+            lua_pop(co, 1);
+            lua_pushstring(co, h->value);
+        } else {
+            lua_pushliteral(co, ", ");
+            lua_pushstring(co, h->value);
+            lua_concat(co, 3);
+        }
+        lua_setfield(co, -2, name);
+    }
+    lua_setfield(co, -2, "headers");
+
+    size_t body_len = evbuffer_get_length(body);
+    if (body_len > 0) {
+        lua_pushlstring(co, (const char *)evbuffer_pullup(body, -1), body_len);
+        lua_setfield(co, -2, "body");
+    }
+    lua_pushstring(co, hr->task.request_id);
+    lua_setfield(co, -2, "id");
+    if (conn) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(conn, &addr, &port);
+        if (addr) {
+            lua_pushstring(co, addr);
+            lua_setfield(co, -2, "remote_addr");
+        }
+    }
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void access_log(struct http_request *hr, int status)
+{
+    struct log_line *line = host_log_begin(status >= 500 ? LOG_ERROR : LOG_INFO, "request");
+    host_log_str(line, "request_id", hr->task.request_id);
+    host_log_str(line, "method", hr->method);
+    host_log_str(line, "path", hr->log_target ? hr->log_target : "/");
+    host_log_int(line, "status", status);
+    host_log_num(line, "duration_ms", (host_now() - hr->started) * 1000.0);
+    host_log_end(line);
+}
+
+static void add_common_headers(struct http_request *hr)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
+    evhttp_add_header(out, "X-Request-Id", hr->task.request_id);
+    if (hr->worker->draining) evhttp_add_header(out, "Connection", "close");
+}
+
+/* The single exit of a request: reply, log, release. `body` may be NULL. */
+static void finish_request(struct http_request *hr, int status, struct evbuffer *body)
+{
+    struct worker *w = hr->worker;
+    add_common_headers(hr);
+    evhttp_send_reply(hr->req, status, NULL, body);
+    access_log(hr, status);
+    if (hr->client_gone) event_free(hr->client_gone);
+    host_task_release(&hr->task);
+    free(hr->log_target);
+    free(hr);
+    w->inflight--;
+    w->last_reply = host_now();
+}
+
+static void reply_error(struct http_request *hr, int status, const char *code, const char *message)
+{
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    host_json_string(body, message, strlen(message));
+    evbuffer_add(body, "}}", 2);
+    evhttp_add_header(evhttp_request_get_output_headers(hr->req), "Content-Type", "application/json; charset=utf-8");
+    finish_request(hr, status, body);
+    evbuffer_free(body);
+}
+
+static void reply_internal_error(struct http_request *hr)
+{
+    struct evbuffer *body = evbuffer_new();
+    struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
+    evhttp_clear_headers(out);
+    evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+    evbuffer_add(body, internal_error_body, sizeof internal_error_body - 1);
+    finish_request(hr, 500, body);
+    evbuffer_free(body);
+}
+
+static int header_value_is_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F) return 0;
+    return 1;
+}
+
+/* Copies the script's headers table (at idx on co) to the reply. Returns
+ * the number of refused entries. */
+static int copy_headers(lua_State *co, int idx, struct evkeyvalq *out)
+{
+    int refused = 0;
+    lua_pushnil(co);
+    while (lua_next(co, idx)) {
+        if (lua_type(co, -2) == LUA_TSTRING &&
+            (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)) {
+            const char *name = lua_tostring(co, -2);
+            const char *value = lua_tostring(co, -1); /* converts a number in place: fine, it is the value */
+            if (header_value_is_safe(name) && header_value_is_safe(value) && *name)
+                evhttp_add_header(out, name, value);
+            else
+                refused++;
+        } else {
+            refused++;
+        }
+        lua_pop(co, 1);
+    }
+    return refused;
+}
+
+static void log_script_failure(struct http_request *hr, const char *msg, const char *detail)
+{
+    struct log_line *line = host_log_begin(LOG_ERROR, msg);
+    host_log_str(line, "request_id", hr->task.request_id);
+    host_log_str(line, "path", hr->log_target);
+    host_log_str(line, "error", detail);
+    host_log_end(line);
+}
+
+/* The task finished: turn `status, body, headers` into the reply. */
+static void task_done(struct host_task *task, int status, const char *traceback)
+{
+    struct http_request *hr = task->owner;
+    lua_State *co = task->co;
+    if (status != 0) {
+        log_script_failure(hr, "script error", traceback);
+        reply_internal_error(hr);
+        return;
+    }
+    int code = (int)lua_tointeger(co, 1);
+    if (lua_type(co, 1) != LUA_TNUMBER || code < 100 || code > 599) {
+        log_script_failure(hr, "script returned no valid status", luaL_typename(co, 1));
+        reply_internal_error(hr);
+        return;
+    }
+    struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
+    struct evbuffer *body = evbuffer_new();
+    const char *err = NULL;
+    if (lua_istable(co, 3) && copy_headers(co, 3, out) > 0)
+        log_script_failure(hr, "script returned unsafe headers", "dropped");
+    switch (lua_type(co, 2)) {
+    case LUA_TNIL:
+    case LUA_TNONE:
+        break;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(co, 2, &len);
+        evbuffer_add(body, s, len);
+        if (!evhttp_find_header(out, "Content-Type"))
+            evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
+        break;
+    }
+    default:
+        if (host_json_encode(co, 2, body, &err) != 0) {
+            log_script_failure(hr, "response body is not encodable", err);
+            evbuffer_free(body);
+            reply_internal_error(hr);
+            return;
+        }
+        if (!evhttp_find_header(out, "Content-Type"))
+            evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+    }
+    if (code == 204 || code == 304) evbuffer_drain(body, evbuffer_get_length(body));
+    finish_request(hr, code, body);
+    evbuffer_free(body);
+}
+
+/* The client closed the connection while the task waited: cancel the work
+ * and drop the connection (evhttp frees the request with it). */
+static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_request *hr = arg;
+    struct worker *w = hr->worker;
+    struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
+    (void)fd;
+    (void)what;
+    host_task_abort(&hr->task);
+    struct log_line *line = host_log_begin(LOG_INFO, "client went away; work cancelled");
+    host_log_str(line, "request_id", hr->task.request_id);
+    host_log_str(line, "path", hr->log_target);
+    host_log_end(line);
+    access_log(hr, 499);
+    event_free(hr->client_gone);
+    host_task_release(&hr->task);
+    free(hr->log_target);
+    free(hr);
+    if (conn) evhttp_connection_free(conn);
+    w->inflight--;
+    w->last_reply = host_now();
+}
+
+static void watch_client(struct http_request *hr)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return;
+    hr->client_gone = event_new(hr->worker->base, fd, EV_CLOSED, client_gone_cb, hr);
+    if (hr->client_gone) event_add(hr->client_gone, NULL);
+}
+
+void host_request_cb(struct evhttp_request *req, void *arg)
+{
+    struct worker *w = arg;
+    struct http_request *hr = calloc(1, sizeof *hr);
+    if (hr == NULL) {
+        evhttp_send_error(req, 503, NULL);
+        return;
+    }
+    w->inflight++;
+    hr->req = req;
+    hr->worker = w;
+    hr->started = host_now();
+    snprintf(hr->method, sizeof hr->method, "%s", method_name(evhttp_request_get_command(req)));
+
+    struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
+    const char *given_id = evhttp_find_header(headers, "X-Request-Id");
+    if (given_id && request_id_is_sane(given_id))
+        snprintf(hr->task.request_id, sizeof hr->task.request_id, "%s", given_id);
+    else
+        new_request_id(hr->task.request_id);
+
+    if (!headers_are_clean(headers)) {
+        const char *uri = evhttp_request_get_uri(req);
+        hr->log_target = strdup(uri ? "(refused before parsing)" : "/");
+        reply_error(hr, 400, "bad_request", "a header contains control characters");
+        return;
+    }
+    if (host_task_start(&hr->task, w->current, w->current->handle_ref, task_done, hr) != 0) {
+        reply_error(hr, 503, "unavailable", "out of memory");
+        return;
+    }
+    lua_State *co = host_task_thread(&hr->task);
+    push_request_table(co, hr);
+    /* When the task finished, task_done has freed hr already; when it waits
+     * in a binding, hr lives on and the client is watched until the end. */
+    if (host_task_resume(&hr->task, 1)) watch_client(hr);
+}

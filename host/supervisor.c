@@ -1,0 +1,277 @@
+/* supervisor.c — the master: owns the listening socket and the worker
+ * processes. It runs no event loop of its own (a libevent base would be
+ * inherited by every fork); signals arrive through a signalfd and poll(2)
+ * doubles as the restart-backoff timer.
+ *
+ * A worker that dies is restarted; one that dies again within
+ * FAST_DEATH_S of its start waits twice as long as last time (0.1 s up to
+ * 10 s) so a crash loop cannot spin the machine. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "vm.h"
+#include "worker.h"
+
+#define FAST_DEATH_S 5.0
+#define BACKOFF_MIN_S 0.1
+#define BACKOFF_MAX_S 10.0
+#define KILL_MARGIN_S 5.0
+
+struct slot {
+    pid_t pid;          /* 0 when not running */
+    double started;
+    double restart_at;  /* when pid == 0 and not draining */
+    double backoff;
+};
+
+struct master {
+    const struct config *cfg;
+    int listen_fd;
+    int signal_fd;
+    sigset_t old_mask;
+    struct slot *slots;
+    int draining;
+    double kill_at;
+    int failed;         /* a worker exited badly during the drain */
+};
+
+static int bind_listener(const struct config *cfg)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char port[16];
+    int fd = -1;
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "cannot resolve HOST");
+        host_log_str(line, "error", gai_strerror(rc));
+        host_log_end(line);
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int one = 1;
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "cannot listen");
+        host_log_str(line, "host", cfg->host);
+        host_log_int(line, "port", cfg->port);
+        host_log_str(line, "error", strerror(errno));
+        host_log_end(line);
+    }
+    return fd;
+}
+
+static void spawn(struct master *m, struct slot *s)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        s->restart_at = host_now() + BACKOFF_MAX_S;
+        host_log(LOG_ERROR, "fork failed; retrying later");
+        return;
+    }
+    if (pid == 0) {
+        close(m->signal_fd);
+        sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+        host_log_init(m->cfg->log_level, "worker");
+        _exit(host_worker_run(m->cfg, m->listen_fd));
+    }
+    s->pid = pid;
+    s->started = host_now();
+}
+
+static void describe_exit(struct log_line *line, int wstatus)
+{
+    if (WIFEXITED(wstatus)) {
+        host_log_int(line, "exit_status", WEXITSTATUS(wstatus));
+    } else if (WIFSIGNALED(wstatus)) {
+        host_log_int(line, "signal", WTERMSIG(wstatus));
+        host_log_str(line, "signal_name", strsignal(WTERMSIG(wstatus)));
+    }
+}
+
+static void reap(struct master *m)
+{
+    int wstatus;
+    pid_t pid;
+    while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+        for (int i = 0; i < m->cfg->workers; i++) {
+            struct slot *s = &m->slots[i];
+            if (s->pid != pid) continue;
+            s->pid = 0;
+            int clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+            if (m->draining) {
+                if (!clean) m->failed = 1;
+                struct log_line *line = host_log_begin(clean ? LOG_INFO : LOG_WARN, "worker exited");
+                host_log_int(line, "worker_pid", pid);
+                describe_exit(line, wstatus);
+                host_log_end(line);
+                break;
+            }
+            double lived = host_now() - s->started;
+            s->backoff = lived < FAST_DEATH_S
+                ? (s->backoff < BACKOFF_MIN_S ? BACKOFF_MIN_S : s->backoff * 2)
+                : 0;
+            if (s->backoff > BACKOFF_MAX_S) s->backoff = BACKOFF_MAX_S;
+            s->restart_at = host_now() + s->backoff;
+            struct log_line *line = host_log_begin(LOG_ERROR, "worker died; restarting");
+            host_log_int(line, "worker_pid", pid);
+            describe_exit(line, wstatus);
+            host_log_num(line, "lived_s", lived);
+            host_log_num(line, "restart_in_s", s->backoff);
+            host_log_end(line);
+            break;
+        }
+    }
+}
+
+static void signal_workers(struct master *m, int sig)
+{
+    for (int i = 0; i < m->cfg->workers; i++)
+        if (m->slots[i].pid > 0) kill(m->slots[i].pid, sig);
+}
+
+static void begin_drain(struct master *m)
+{
+    if (m->draining) return;
+    m->draining = 1;
+    m->kill_at = host_now() + m->cfg->shutdown_grace_s + KILL_MARGIN_S;
+    /* New connections are refused from now on; workers finish what they hold. */
+    close(m->listen_fd);
+    m->listen_fd = -1;
+    host_log(LOG_INFO, "draining: stopped accepting, waiting for workers");
+    signal_workers(m, SIGTERM);
+}
+
+static int workers_alive(const struct master *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->cfg->workers; i++) n += m->slots[i].pid > 0;
+    return n;
+}
+
+/* Milliseconds until the next thing the master must do by itself. */
+static int next_timeout_ms(const struct master *m)
+{
+    double now = host_now(), next = now + 1.0;
+    if (m->draining) {
+        if (m->kill_at < next) next = m->kill_at;
+    } else {
+        for (int i = 0; i < m->cfg->workers; i++)
+            if (m->slots[i].pid == 0 && m->slots[i].restart_at < next) next = m->slots[i].restart_at;
+    }
+    double ms = (next - now) * 1000.0;
+    return ms < 0 ? 0 : (int)ms + 1;
+}
+
+static void handle_signal(struct master *m)
+{
+    struct signalfd_siginfo si;
+    while (read(m->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            reap(m);
+            break;
+        case SIGHUP:
+            host_log(LOG_INFO, "reload requested");
+            signal_workers(m, SIGHUP);
+            break;
+        default: /* SIGTERM, SIGINT */
+            begin_drain(m);
+        }
+    }
+}
+
+static int check_scripts(const struct config *cfg)
+{
+    char err[1024];
+    struct generation *gen = host_generation_load(cfg->scripts_dir, err, sizeof err);
+    if (gen == NULL) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "scripts do not load; not starting");
+        host_log_str(line, "error", err);
+        host_log_end(line);
+        return -1;
+    }
+    host_generation_unref(gen);
+    return 0;
+}
+
+int host_supervisor_run(const struct config *cfg)
+{
+    struct master m = {.cfg = cfg, .listen_fd = -1, .signal_fd = -1};
+    sigset_t mask;
+    int status = 1;
+
+    if (check_scripts(cfg) != 0) return 1;
+    if (cfg->migrate_on_start && host_migrate(cfg, 30) != 0) return 1;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, &m.old_mask);
+    m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    m.slots = calloc((size_t)cfg->workers, sizeof *m.slots);
+    if (m.signal_fd < 0 || m.slots == NULL) goto done;
+    if ((m.listen_fd = bind_listener(cfg)) < 0) goto done;
+
+    struct log_line *line = host_log_begin(LOG_INFO, "listening");
+    host_log_str(line, "host", cfg->host);
+    host_log_int(line, "port", cfg->port);
+    host_log_int(line, "workers", cfg->workers);
+    host_log_end(line);
+    for (int i = 0; i < cfg->workers; i++) spawn(&m, &m.slots[i]);
+
+    for (;;) {
+        struct pollfd pfd = {.fd = m.signal_fd, .events = POLLIN};
+        int n = poll(&pfd, 1, next_timeout_ms(&m));
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0) handle_signal(&m);
+        double now = host_now();
+        if (m.draining) {
+            if (workers_alive(&m) == 0) {
+                status = m.failed ? 1 : 0;
+                break;
+            }
+            if (now >= m.kill_at) {
+                host_log(LOG_ERROR, "workers did not stop in time; killing them");
+                signal_workers(&m, SIGKILL);
+                m.failed = 1;
+                m.kill_at = now + 3600;
+            }
+            continue;
+        }
+        for (int i = 0; i < cfg->workers; i++)
+            if (m.slots[i].pid == 0 && now >= m.slots[i].restart_at) spawn(&m, &m.slots[i]);
+    }
+    host_log(LOG_INFO, status == 0 ? "stopped" : "stopped with errors");
+
+done:
+    if (m.listen_fd >= 0) close(m.listen_fd);
+    if (m.signal_fd >= 0) close(m.signal_fd);
+    free(m.slots);
+    return status;
+}

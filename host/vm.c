@@ -1,0 +1,137 @@
+/* vm.c — building, checking and closing script generations. Owns each
+ * generation's lua_State; it is closed when the last reference goes. */
+#include "vm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "info.h"
+#include "json.h"
+#include "log.h"
+
+static unsigned long next_generation_id = 1;
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+int host_vm_pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen)
+{
+    int base = lua_gettop(L) - nargs; /* the function's slot */
+    lua_pushcfunction(L, traceback_handler);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
+        lua_pop(L, 1);
+    }
+    lua_remove(L, base); /* the handler */
+    return rc;
+}
+
+static void register_preloads(lua_State *L, unsigned long generation_id)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+#define HOST_MODULE(name, open) \
+    lua_pushcfunction(L, open); \
+    lua_setfield(L, -2, name);
+#include "modules.h"
+#undef HOST_MODULE
+    lua_pushinteger(L, (lua_Integer)generation_id);
+    lua_pushcclosure(L, host_info_open, 1);
+    lua_setfield(L, -2, "host.info");
+    lua_pop(L, 2);
+}
+
+static void set_package_path(lua_State *L, const char *dir)
+{
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+/* The first line of a traceback is the error itself (file:line: message). */
+static void keep_first_line(char *s)
+{
+    char *nl = strchr(s, '\n');
+    if (nl) *nl = '\0';
+}
+
+struct generation *host_generation_load(const char *scripts_dir, char *err, size_t errlen)
+{
+    struct generation *gen = calloc(1, sizeof *gen);
+    lua_State *L = luaL_newstate();
+    if (gen == NULL || L == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    gen->id = next_generation_id++;
+    luaL_openlibs(L);
+    set_package_path(L, scripts_dir);
+    register_preloads(L, gen->id);
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "app");
+    if (host_vm_pcall(L, 1, 1, err, errlen) != 0) {
+        keep_first_line(err);
+        goto fail;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s/app.lua: must return a table with handle(req)", scripts_dir);
+        goto fail;
+    }
+    lua_getfield(L, -1, "handle");
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen, "%s/app.lua: app.handle is not a function", scripts_dir);
+        goto fail;
+    }
+    gen->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "self_check");
+    if (lua_isfunction(L, -1)) {
+        if (host_vm_pcall(L, 0, 2, err, errlen) != 0) {
+            keep_first_line(err);
+            goto fail;
+        }
+        if (!lua_toboolean(L, -2)) {
+            snprintf(err, errlen, "self-check failed: %s",
+                     lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no reason given)");
+            goto fail;
+        }
+        lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1); /* app */
+    gen->L = L;
+    gen->refs = 1;
+    return gen;
+
+fail:
+    if (L) lua_close(L);
+    free(gen);
+    return NULL;
+}
+
+void host_generation_ref(struct generation *gen)
+{
+    gen->refs++;
+}
+
+void host_generation_unref(struct generation *gen)
+{
+    if (--gen->refs > 0) return;
+    struct log_line *line = host_log_begin(LOG_DEBUG, "script generation closed");
+    host_log_int(line, "generation", (int64_t)gen->id);
+    host_log_end(line);
+    lua_close(gen->L);
+    free(gen);
+}

@@ -1,0 +1,33 @@
+/* vm.h — script generations: one LuaJIT VM with the whole scripts/ tree
+ * loaded and checked. Requests hold a reference on the generation they
+ * started on, so an old generation lives until its last request ends. */
+#ifndef MOONKEEP_VM_H
+#define MOONKEEP_VM_H
+
+#include <stddef.h>
+#include <lua.h>
+
+struct generation {
+    lua_State *L;
+    int handle_ref;        /* registry reference of app.handle */
+    unsigned refs;         /* the worker's "current" pointer + live tasks */
+    unsigned long id;      /* 1, 2, ... per process */
+};
+
+/* Builds a generation from `scripts_dir`: a fresh VM, the host modules in
+ * package.preload, `require "app"`, app.handle checked, app.self_check()
+ * run when present. Returns it with one reference held by the caller, or
+ * NULL with the first error (file:line: message) in err. */
+struct generation *host_generation_load(const char *scripts_dir, char *err, size_t errlen);
+
+void host_generation_ref(struct generation *gen);
+/* Drops a reference; the last one closes the VM and frees the generation. */
+void host_generation_unref(struct generation *gen);
+
+/* The one door into Lua outside of tasks: calls the function below `nargs`
+ * arguments under a traceback handler. Returns 0, or non-zero with the
+ * traceback copied into err. The stack keeps `nres` results on success,
+ * nothing on error. */
+int host_vm_pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen);
+
+#endif

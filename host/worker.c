@@ -1,0 +1,155 @@
+/* worker.c — a worker process: event loop, evhttp server, script
+ * generation, reload on SIGHUP and drain on SIGTERM. Owns everything in
+ * struct worker; host_worker_run frees it all before returning. */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "log.h"
+#include "request.h"
+#include "vm.h"
+
+/* How long a draining worker waits after its last reply before it closes
+ * idle keep-alive connections: long enough for a busy client to send its
+ * next request and get "Connection: close" instead of a dropped socket. */
+#define DRAIN_QUIET_S 0.25
+
+double host_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void host_worker_reload(struct worker *w)
+{
+    char err[1024];
+    struct generation *next = host_generation_load(w->cfg->scripts_dir, err, sizeof err);
+    if (next == NULL) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "script reload refused; the old generation keeps serving");
+        host_log_str(line, "error", err);
+        host_log_int(line, "generation", (int64_t)w->current->id);
+        host_log_end(line);
+        return;
+    }
+    struct generation *old = w->current;
+    w->current = next;
+    host_generation_unref(old);
+    struct log_line *line = host_log_begin(LOG_INFO, "scripts reloaded");
+    host_log_int(line, "generation", (int64_t)next->id);
+    host_log_end(line);
+}
+
+static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    double now = host_now();
+    (void)fd;
+    (void)what;
+    double quiet_since = w->last_reply > w->drain_started ? w->last_reply : w->drain_started;
+    if (w->inflight == 0 && now - quiet_since >= DRAIN_QUIET_S) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    if (now - w->drain_started >= w->cfg->shutdown_grace_s) {
+        struct log_line *line = host_log_begin(LOG_WARN, "grace period over with requests in flight");
+        host_log_int(line, "inflight", w->inflight);
+        host_log_end(line);
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void begin_drain(struct worker *w)
+{
+    if (w->draining) return;
+    w->draining = 1;
+    w->drain_started = host_now();
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
+    struct log_line *line = host_log_begin(LOG_INFO, "worker draining");
+    host_log_int(line, "inflight", w->inflight);
+    host_log_end(line);
+    struct timeval tick = {0, 50 * 1000};
+    w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_timer_cb, w);
+    event_add(w->drain_timer, &tick);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)what;
+    if (sig == SIGHUP) host_worker_reload(w);
+    else begin_drain(w);
+}
+
+static int setup_http(struct worker *w, int listen_fd)
+{
+    const struct config *cfg = w->cfg;
+    w->http = evhttp_new(w->base);
+    if (w->http == NULL) return -1;
+    evhttp_set_gencb(w->http, host_request_cb, w);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
+    evhttp_set_timeout(w->http, cfg->keepalive_timeout_s);
+    evhttp_set_allowed_methods(w->http,
+        EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json; charset=utf-8");
+    w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
+    return w->bound ? 0 : -1;
+}
+
+int host_worker_run(const struct config *cfg, int listen_fd)
+{
+    static const int handled[3] = {SIGTERM, SIGINT, SIGHUP};
+    struct worker w = {.cfg = cfg};
+    char err[1024];
+    int status = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    w.current = host_generation_load(cfg->scripts_dir, err, sizeof err);
+    if (w.current == NULL) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "worker cannot load scripts");
+        host_log_str(line, "error", err);
+        host_log_end(line);
+        return 3;
+    }
+    w.base = event_base_new();
+    if (w.base == NULL || setup_http(&w, listen_fd) != 0) {
+        host_log(LOG_ERROR, "worker cannot start its event loop or HTTP server");
+        goto done;
+    }
+    for (int i = 0; i < 3; i++) {
+        w.signals[i] = evsignal_new(w.base, handled[i], signal_cb, &w);
+        event_add(w.signals[i], NULL);
+    }
+    struct log_line *line = host_log_begin(LOG_INFO, "worker ready");
+    host_log_int(line, "generation", (int64_t)w.current->id);
+    host_log_end(line);
+
+    event_base_dispatch(w.base);
+    status = w.inflight == 0 ? 0 : 1;
+    host_log(LOG_INFO, "worker stopped");
+
+done:
+    for (int i = 0; i < 3; i++)
+        if (w.signals[i]) event_free(w.signals[i]);
+    if (w.drain_timer) event_free(w.drain_timer);
+    /* evhttp_free would free requests still owned by tasks: only when none */
+    if (w.http && w.inflight == 0) evhttp_free(w.http);
+    if (w.inflight == 0) {
+        host_generation_unref(w.current);
+        if (w.base) event_base_free(w.base);
+    }
+    return status;
+}
