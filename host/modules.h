@@ -1,4 +1,5 @@
 /* modules.h — the native modules every script generation gets in
- * package.preload. One line per binding: HOST_MODULE(name, open function). */
-HOST_MODULE("host.log", host_log_open)
-HOST_MODULE("host.json", host_json_open)
+ * package.preload, as host.<id>. One line per binding:
+ * HOST_MODULE(id, open function). The binding's header goes in bindings.h. */
+HOST_MODULE(log, host_log_open)
+HOST_MODULE(json, host_json_open)

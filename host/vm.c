@@ -9,8 +9,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "bindings.h"
 #include "info.h"
-#include "json.h"
 #include "log.h"
 
 static unsigned long next_generation_id = 1;
@@ -40,9 +40,9 @@ static void register_preloads(lua_State *L, unsigned long generation_id)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
-#define HOST_MODULE(name, open) \
+#define HOST_MODULE(id, open) \
     lua_pushcfunction(L, open); \
-    lua_setfield(L, -2, name);
+    lua_setfield(L, -2, "host." #id);
 #include "modules.h"
 #undef HOST_MODULE
     lua_pushinteger(L, (lua_Integer)generation_id);

@@ -13,6 +13,7 @@
 #include <event2/http.h>
 
 #include "log.h"
+#include "bindings.h"
 #include "request.h"
 #include "vm.h"
 
@@ -91,6 +92,33 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     else begin_drain(w);
 }
 
+/* ---- per-worker services (services.h) ---------------------------------- */
+
+struct service {
+    int (*init)(struct event_base *base);
+    void (*shutdown)(void);
+};
+
+static const struct service services[] = {
+#define HOST_SERVICE(init, shutdown) {init, shutdown},
+#include "services.h"
+#undef HOST_SERVICE
+    {NULL, NULL},
+};
+
+static int start_services(struct event_base *base)
+{
+    for (const struct service *s = services; s->init; s++)
+        if (s->init(base) != 0) return -1;
+    return 0;
+}
+
+static void stop_services(void)
+{
+    size_t n = sizeof services / sizeof services[0] - 1;
+    while (n-- > 0) services[n].shutdown();
+}
+
 static int setup_http(struct worker *w, int listen_fd)
 {
     const struct config *cfg = w->cfg;
@@ -125,7 +153,7 @@ int host_worker_run(const struct config *cfg, int listen_fd)
         return 3;
     }
     w.base = event_base_new();
-    if (w.base == NULL || setup_http(&w, listen_fd) != 0) {
+    if (w.base == NULL || start_services(w.base) != 0 || setup_http(&w, listen_fd) != 0) {
         host_log(LOG_ERROR, "worker cannot start its event loop or HTTP server");
         goto done;
     }
@@ -149,6 +177,7 @@ done:
     if (w.http && w.inflight == 0) evhttp_free(w.http);
     if (w.inflight == 0) {
         host_generation_unref(w.current);
+        stop_services();
         if (w.base) event_base_free(w.base);
     }
     return status;

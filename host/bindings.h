@@ -1,0 +1,8 @@
+/* bindings.h — the headers of every module listed in modules.h. */
+#ifndef MOONKEEP_BINDINGS_H
+#define MOONKEEP_BINDINGS_H
+
+#include "json.h"
+#include "log.h"
+
+#endif

@@ -1,0 +1,7 @@
+/* services.h — per-worker native services (connection pools, curl multi,
+ * hashing threads). One line each: HOST_SERVICE(init, shutdown), where
+ *   int  init(struct event_base *base);   0, or -1 after logging why
+ *   void shutdown(void);                   idempotent; frees what init made
+ * Workers call every init after fork, before serving, in this order, and
+ * every shutdown in reverse order after draining. Each service reads its own
+ * settings from the environment (config_env_long / config_env_str). */
