@@ -5,4 +5,9 @@
 #include "json.h"
 #include "log.h"
 
+#include "crypto.h"
+#include "jwt.h"
+#include "password.h"
+#include "mail.h"
+
 #endif

@@ -3,3 +3,7 @@
  * HOST_MODULE(id, open function). The binding's header goes in bindings.h. */
 HOST_MODULE(log, host_log_open)
 HOST_MODULE(json, host_json_open)
+HOST_MODULE(jwt, host_jwt_open)
+HOST_MODULE(crypto, host_crypto_open)
+HOST_MODULE(password, host_password_open)
+HOST_MODULE(mail, host_mail_open)

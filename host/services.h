@@ -5,3 +5,5 @@
  * Workers call every init after fork, before serving, in this order, and
  * every shutdown in reverse order after draining. Each service reads its own
  * settings from the environment (config_env_long / config_env_str). */
+HOST_SERVICE(host_password_init, host_password_shutdown)
+HOST_SERVICE(host_mail_init, host_mail_shutdown)

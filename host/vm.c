@@ -59,11 +59,12 @@ static void set_package_path(lua_State *L, const char *dir)
     lua_pop(L, 1);
 }
 
-/* The first line of a traceback is the error itself (file:line: message). */
-static void keep_first_line(char *s)
+/* Keeps the error itself (file:line: message; a syntax error from require
+ * spans two lines) and drops the traceback below it. */
+static void drop_traceback(char *s)
 {
-    char *nl = strchr(s, '\n');
-    if (nl) *nl = '\0';
+    char *tb = strstr(s, "\nstack traceback:");
+    if (tb) *tb = '\0';
 }
 
 struct generation *host_generation_load(const char *scripts_dir, char *err, size_t errlen)
@@ -82,7 +83,7 @@ struct generation *host_generation_load(const char *scripts_dir, char *err, size
     lua_getglobal(L, "require");
     lua_pushliteral(L, "app");
     if (host_vm_pcall(L, 1, 1, err, errlen) != 0) {
-        keep_first_line(err);
+        drop_traceback(err);
         goto fail;
     }
     if (!lua_istable(L, -1)) {
@@ -98,7 +99,7 @@ struct generation *host_generation_load(const char *scripts_dir, char *err, size
     lua_getfield(L, -1, "self_check");
     if (lua_isfunction(L, -1)) {
         if (host_vm_pcall(L, 0, 2, err, errlen) != 0) {
-            keep_first_line(err);
+            drop_traceback(err);
             goto fail;
         }
         if (!lua_toboolean(L, -2)) {

@@ -4,8 +4,13 @@
 local cjson = require "cjson.safe"
 local json = require "host.json"
 
-local type, pairs, next, setmetatable = type, pairs, next, setmetatable
+local type, pairs, next, setmetatable, tostring, tonumber = type, pairs, next, setmetatable, tostring, tonumber
 local find, lower = string.find, string.lower
+local max, ceil = math.max, math.ceil
+
+-- Strict JSON: no NaN/Infinity/hex numbers, bounded nesting.
+cjson.decode_invalid_numbers(false)
+cjson.decode_max_depth(100)
 
 local http = {}
 
@@ -35,6 +40,14 @@ http.MESSAGES = {
   internal = "internal server error",
   unavailable = "the service is temporarily unavailable",
   validation_failed = "some fields are not valid",
+  bad_request = "the request is not valid",
+  invalid_token = "the link is invalid, expired or already used",
+  invalid_credentials = "the email or the password is not correct",
+  token_expired = "the access token has expired",
+  account_not_confirmed = "confirm your email address before logging in",
+  conflict = "already in use",
+  rate_limited = "too many attempts; try again later",
+  payload_too_large = "the body is too large",
 }
 
 function http.response(status, body, headers)
@@ -57,6 +70,32 @@ end
 
 function http.unauthorized(code, message)
   return http.error(code or "unauthorized", message, nil, {["WWW-Authenticate"] = "Bearer"})
+end
+
+-- 429 with Retry-After (whole seconds, at least 1).
+function http.rate_limited(retry_after, message)
+  local seconds = max(1, ceil(tonumber(retry_after) or 1))
+  return http.error("rate_limited", message, nil, {["Retry-After"] = tostring(seconds)})
+end
+
+-- An HTML page (the confirmation result, the reset form, Swagger UI).
+function http.html(status, html, headers)
+  headers = headers or {}
+  headers["Content-Type"] = "text/html; charset=utf-8"
+  return http.response(status, html, headers)
+end
+
+-- True when the client says it takes HTML (a browser following a link).
+function http.wants_html(req)
+  local accept = req.headers and req.headers.accept
+  return accept ~= nil and find(lower(accept), "text/html", 1, true) ~= nil
+end
+
+-- The bearer token of the Authorization header, or nil.
+function http.bearer_token(req)
+  local value = req.headers and req.headers.authorization
+  if not value then return nil end
+  return value:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+([^%s,]+)%s*$")
 end
 
 function http.method_not_allowed(allow)

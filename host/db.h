@@ -1,0 +1,23 @@
+/* db.h — host.db: non-blocking PostgreSQL for scripts (a per-worker pool of
+ * libpq connections driven by the worker's event loop). The Lua contract is
+ * in docs/db.md. */
+#ifndef MOONKEEP_DB_H
+#define MOONKEEP_DB_H
+
+#include <lua.h>
+
+struct event_base;
+
+/* Pushes the host.db module table (query, transaction, ready, null) for the
+ * VM `L`. Also loads cjson into L for json/jsonb columns. Stack: +1. */
+int host_db_open(lua_State *L);
+
+/* Per-worker service (services.h). init reads DB_* from the environment and
+ * starts the pool's connections without waiting for them: it never blocks
+ * on the database. Returns 0, or -1 after logging why (bad DATABASE_URL,
+ * out of memory). shutdown closes every connection and frees the pool; it
+ * is idempotent and does nothing when init never ran (host.so). */
+int host_db_init(struct event_base *base);
+void host_db_shutdown(void);
+
+#endif

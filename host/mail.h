@@ -1,0 +1,36 @@
+/* mail.h — host.mail: outgoing email. mail.send builds the message and
+ * queues it in the worker; delivery happens in the background, over SMTP
+ * (libcurl multi on the worker's event loop) or into an outbox folder.
+ * See docs/mail.md. */
+#ifndef MOONKEEP_MAIL_H
+#define MOONKEEP_MAIL_H
+
+#include <lua.h>
+
+struct event_base;
+
+/* Counters of this worker, as mail.stats() returns them. */
+struct host_mail_stats {
+    unsigned long queued;   /* held now: waiting, sending or retrying */
+    unsigned long sent;     /* delivered (or written to the outbox) since start */
+    unsigned long failed;   /* given up since start (permanent error or out of attempts) */
+    unsigned long retrying; /* held now after at least one failed attempt */
+};
+
+/* Per-worker service (services.h). Reads MAIL_* and OUTBOX_DIR, creates the
+ * curl multi handle in SMTP mode. Returns 0, or -1 after logging why (a bad
+ * MAIL_URL, MAIL_FROM or MAIL_TLS). */
+int host_mail_init(struct event_base *base);
+
+/* Tries to deliver what is queued for up to MAIL_FLUSH_S seconds (running
+ * `base` again), logs the ids of what is still queued as dropped, frees
+ * everything. Idempotent; does nothing when init never ran. */
+void host_mail_shutdown(void);
+
+/* Fills `out` with this worker's counters (zeros before init). */
+void host_mail_stats(struct host_mail_stats *out);
+
+/* Pushes the host.mail module: send{to=, subject=, text=, html=}, stats(). */
+int host_mail_open(lua_State *L);
+
+#endif

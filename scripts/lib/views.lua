@@ -1,0 +1,46 @@
+-- lib/views.lua — what a client sees of a row (API.md, Objects). Fields are
+-- listed, never copied wholesale, so a column added to a table (or a hash)
+-- cannot leak into a response by accident.
+local json = require "host.json"
+
+local ipairs = ipairs
+
+local views = {}
+
+-- Admin = {id, email, name, confirmed, created_at, updated_at}
+function views.admin(row)
+  return {
+    id = row.id,
+    email = row.email,
+    name = row.name,
+    confirmed = row.confirmed,
+    created_at = row.created_at,
+    updated_at = row.updated_at,
+  }
+end
+
+-- User = {id, email, name, active, created_by, created_at, updated_at};
+-- name and created_by may be null (cjson.null from the database).
+function views.user(row)
+  return {
+    id = row.id,
+    email = row.email,
+    name = row.name,
+    active = row.active,
+    created_by = row.created_by,
+    created_at = row.created_at,
+    updated_at = row.updated_at,
+  }
+end
+
+-- A JSON array (even when empty) of view(row) for the first `n` rows.
+function views.list(rows, view, n)
+  local out = json.array({})
+  for i, row in ipairs(rows) do
+    if n and i > n then break end
+    out[i] = view(row)
+  end
+  return out
+end
+
+return views

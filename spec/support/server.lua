@@ -1,0 +1,148 @@
+-- spec/support/server.lua — starts the real build/moonkeep for end-to-end
+-- specs and stops it. The binary is $MOONKEEP_BIN (default build/moonkeep),
+-- the database $DATABASE_URL (tools/test.sh starts one). Logs go to a file
+-- so specs can read the JSON lines.
+local posix = require "posix"
+local unistd = require "posix.unistd"
+local wait = require "posix.sys.wait"
+local signal = require "posix.signal"
+local fcntl = require "posix.fcntl"
+local stdlib = require "posix.stdlib"
+local socket = require "socket"
+local cjson = require "cjson.safe"
+local client = require "support.http_client"
+
+local server = {}
+local Server = {}
+Server.__index = Server
+
+local function free_port()
+  for _ = 1, 50 do
+    local port = math.random(20000, 60000)
+    local probe = socket.tcp()
+    local ok = probe:bind("127.0.0.1", port)
+    probe:close()
+    if ok then return port end
+  end
+  error("no free port")
+end
+
+local function sleep(s) socket.sleep(s) end
+server.sleep = sleep
+
+math.randomseed(os.time() + (unistd.getpid() or 0))
+
+-- opts: env = {...}, scripts = dir, workers = n, wait = seconds
+function server.start(opts)
+  opts = opts or {}
+  local port = opts.port or free_port()
+  local log_path = os.tmpname()
+  local bin = opts.bin or os.getenv("MOONKEEP_BIN") or "build/moonkeep"
+  local env = {
+    PORT = tostring(port), HOST = "127.0.0.1", WORKERS = tostring(opts.workers or 1),
+    SCRIPTS_DIR = opts.scripts or "scripts", LOG_LEVEL = "debug",
+  }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local pid = assert(unistd.fork())
+  if pid == 0 then
+    for k, v in pairs(env) do stdlib.setenv(k, v == false and nil or tostring(v)) end
+    local fd = fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
+    unistd.dup2(fd, 1)
+    unistd.dup2(fd, 2)
+    unistd.execp(bin, {"serve"})
+    os.exit(127)
+  end
+  local self = setmetatable({pid = pid, port = port, log_path = log_path, env = env}, Server)
+  if opts.wait ~= false then assert(self:wait_ready(opts.wait or 20), "server did not start:\n" .. self:log_text()) end
+  return self
+end
+
+function Server:wait_ready(seconds)
+  local deadline = socket.gettime() + seconds
+  while socket.gettime() < deadline do
+    local res = client.request(self.port, "GET", "/healthz", {timeout = 1})
+    if res and res.status == 200 then return true end
+    local done = wait.wait(self.pid, wait.WNOHANG)
+    if done ~= 0 and done ~= nil then self.exited = true; return false end
+    sleep(0.05)
+  end
+  return false
+end
+
+function Server:request(method, path, opts)
+  return client.request(self.port, method, path, opts)
+end
+
+function Server:connect() return client.connect(self.port) end
+
+function Server:kill(sig)
+  signal.kill(self.pid, sig or signal.SIGTERM)
+end
+
+-- Waits for the master to exit; returns how ("exited", code) or ("killed", signo).
+function Server:wait_exit(seconds)
+  local deadline = socket.gettime() + (seconds or 30)
+  while socket.gettime() < deadline do
+    local pid, how, code = wait.wait(self.pid, wait.WNOHANG)
+    if pid == self.pid then self.exited = true; return how, code end
+    sleep(0.05)
+  end
+  return nil, "timeout"
+end
+
+function Server:stop()
+  if self.exited then return end
+  self:kill(signal.SIGTERM)
+  local how, code = self:wait_exit(30)
+  if not how then
+    self:kill(signal.SIGKILL)
+    how, code = self:wait_exit(5)
+  end
+  return how, code
+end
+
+function Server:log_text()
+  local f = io.open(self.log_path)
+  if not f then return "" end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- Every JSON line of the log, decoded.
+function Server:log_lines()
+  local lines = {}
+  for line in self:log_text():gmatch("[^\n]+") do
+    lines[#lines + 1] = cjson.decode(line) or {unparsed = line}
+  end
+  return lines
+end
+
+-- The pids of the live workers (children of the master).
+function Server:worker_pids()
+  local pids = {}
+  local f = io.open("/proc/" .. self.pid .. "/task/" .. self.pid .. "/children")
+  if f then
+    for pid in f:read("*a"):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+    f:close()
+  end
+  return pids
+end
+
+-- A copy of scripts/ in a temp folder that a spec may change.
+function server.copy_scripts(from)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute(("cp -r %q %q"):format(from or "scripts", dir)) == 0 or true)
+  return dir
+end
+
+function server.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+server.posix = posix
+server.signal = signal
+return server

@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""smtp-sink.py — a tiny real SMTP server for the test suite.
+
+    /usr/bin/python3 tools/smtp-sink.py PORT DIR [--delay-data SECONDS]
+
+Listens on 127.0.0.1:PORT (Debian's python3-aiosmtpd; run it with
+/usr/bin/python3, which has it) and writes each message it accepts to DIR:
+NNNNNN.json (the envelope: mail_from, rcpt_tos) and then NNNNNN.eml (the
+message bytes as received, after dot-unstuffing), each through a temporary
+name and rename(2), so a reader that sees the .eml sees all of it.
+
+Recipients whose local part starts with "reject" are refused with
+"550 5.1.1 no such user" (a permanent failure). --delay-data makes the
+server wait before its reply to the end of data (a slow server).
+No STARTTLS, no AUTH. Stop it with SIGTERM or SIGINT.
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, folder, delay):
+        self.folder = folder
+        self.delay = delay
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@", 1)[0].lower().startswith("reject"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            self.count += 1
+            base = os.path.join(self.folder, "%06d" % self.count)
+        self._write(base + ".json", json.dumps({
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+        }).encode())
+        self._write(base + ".eml", envelope.original_content or envelope.content)
+        return "250 2.0.0 Ok: queued"
+
+    @staticmethod
+    def _write(path, data):
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="SMTP sink for tests")
+    parser.add_argument("port", type=int)
+    parser.add_argument("folder")
+    parser.add_argument("--delay-data", type=float, default=0.0)
+    args = parser.parse_args()
+    os.makedirs(args.folder, exist_ok=True)
+
+    controller = Controller(Sink(args.folder, args.delay_data), hostname="127.0.0.1", port=args.port)
+    controller.start()
+    print("smtp-sink listening on 127.0.0.1:%d" % args.port, flush=True)
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(0.2):
+        pass
+    controller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
