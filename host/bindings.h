@@ -2,6 +2,7 @@
 #ifndef MOONKEEP_BINDINGS_H
 #define MOONKEEP_BINDINGS_H
 
+#include "db.h"
 #include "json.h"
 #include "log.h"
 

@@ -54,7 +54,7 @@ static void conninfo_add(char *buf, size_t cap, const char *key, const char *val
     }
 }
 
-static char *database_conninfo(void)
+char *database_conninfo(void)
 {
     const char *url = getenv("DATABASE_URL");
     if (url && *url) return strdup(url);

@@ -34,5 +34,7 @@ void config_free(struct config *cfg);
  * the process with a message when the value is malformed. */
 long config_env_long(const char *name, long fallback, long min, long max);
 const char *config_env_str(const char *name, const char *fallback);
+/* DATABASE_URL, or a conninfo built from POSTGRES_*; malloc'd, caller frees. */
+char *database_conninfo(void);
 
 #endif

@@ -6,22 +6,26 @@
  *     script generation may send and the queue outlives them all;
  *   - in SMTP mode (MAIL_URL set), one curl multi handle driven by the
  *     worker's event_base (the hiperfifo pattern: curl says which sockets
- *     and which timeout to watch, libevent tells curl when they fire), and
- *     the per-socket events curl asked for;
+ *     and which timeout to watch, libevent tells curl when they fire), the
+ *     per-socket events curl asked for, and the list of every socket curl
+ *     holds (so that shutdown can cut them);
  *   - in outbox mode (no MAIL_URL), nothing more: each message becomes an
  *     .eml file in OUTBOX_DIR, written from a timer callback;
  *   - the transport settings read from the environment at init.
  *
  * A message's life: send -> WAITING (its timer armed at 0 s) -> an attempt
- * (READY while all SMTP slots are busy, then SENDING; an outbox write is
- * immediate) -> delivered and freed, or WAITING again after an exponential
- * backoff, or given up and freed (5xx reply, or MAIL_RETRY_MAX attempts).
+ * (READY while all MAIL_MAX_INFLIGHT SMTP slots are busy, then SENDING; an
+ * outbox write is immediate) -> delivered and freed; or WAITING again after
+ * an exponential backoff; or given up and freed (a 5xx reply, or
+ * MAIL_RETRY_MAX attempts). Shutdown gives what is left one last attempt
+ * within MAIL_FLUSH_S, then logs the ids it drops.
  *
- * What blocks: libcurl 7.88's SMTP waits for the reply to the end of the
- * data ("250 queued") and to QUIT synchronously inside curl (a documented
- * libcurl limitation, curl issue #8555); both waits are capped at
- * MAIL_TIMEOUT_S through CURLOPT_SERVER_RESPONSE_TIMEOUT. An outbox write
- * is one small file. Everything else runs on the loop without blocking.
+ * What blocks: libcurl 7.88's SMTP waits synchronously, inside curl, for
+ * the reply to the end of the data ("250 queued") and to QUIT (a known
+ * libcurl limitation, curl issue #8555): the worker's loop stalls for one
+ * server reply per message, capped at MAIL_TIMEOUT_S through
+ * CURLOPT_SERVER_RESPONSE_TIMEOUT. An outbox write is one small file
+ * (no fsync). Everything else runs on the loop without blocking.
  *
  * Message bodies carry tokens: they are never logged. MAIL_URL carries
  * credentials: only its scheme, host and port are logged. */
@@ -52,6 +56,7 @@
 
 #define MAIL_ID_BYTES 16                     /* 128 random bits, 32 hex digits */
 #define MAIL_MAX_INFLIGHT 4                  /* concurrent SMTP transfers per worker */
+#define MAIL_MAX_FDS 64                      /* sockets tracked for the shutdown cut */
 #define BACKOFF_FIRST_S 1.0
 #define BACKOFF_MAX_S 300.0
 #define ERR_PREFIX "invalid message: "
@@ -116,15 +121,14 @@ static struct {
     TAILQ_HEAD(, mail_msg) queue;
     TAILQ_HEAD(, mail_msg) ready;
     LIST_HEAD(, mail_sock) socks;
+    curl_socket_t fds[MAIL_MAX_FDS]; /* every socket curl opened and has not closed */
+    unsigned nfds;
     unsigned long count;    /* messages in queue */
     unsigned inflight;      /* messages in MSG_SENDING */
     unsigned long sent;
     unsigned long failed;
     struct mail_settings cfg;
 } mailer;
-
-static void attempt_cb(evutil_socket_t fd, short what, void *arg);
-static void start_ready(void);
 
 /* ---- message text ------------------------------------------------------- */
 
@@ -505,6 +509,29 @@ static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
+/* CURLOPT_SOCKOPTFUNCTION / CURLOPT_CLOSESOCKETFUNCTION: keep a list of
+ * every socket curl holds (connecting, in use, or idle in its connection
+ * cache), so that shutdown can cut them all. No clientp: curl keeps these
+ * in its connections, which outlive the easy handle (and the message). */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)clientp;
+    (void)purpose;
+    if (mailer.nfds < MAIL_MAX_FDS) mailer.fds[mailer.nfds++] = fd;
+    return CURL_SOCKOPT_OK;
+}
+
+static int closesocket_cb(void *clientp, curl_socket_t fd)
+{
+    (void)clientp;
+    for (unsigned i = 0; i < mailer.nfds; i++) {
+        if (mailer.fds[i] != fd) continue;
+        mailer.fds[i] = mailer.fds[--mailer.nfds];
+        break;
+    }
+    return close(fd);
+}
+
 /* Takes msg's easy handle out of the multi handle and frees it. */
 static void smtp_end(struct mail_msg *msg)
 {
@@ -543,6 +570,8 @@ static void smtp_start(struct mail_msg *msg)
     curl_easy_setopt(msg->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(msg->easy, CURLOPT_ERRORBUFFER, msg->errbuf);
     curl_easy_setopt(msg->easy, CURLOPT_PRIVATE, (void *)msg);
+    curl_easy_setopt(msg->easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+    curl_easy_setopt(msg->easy, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
     msg->state = MSG_SENDING;
     mailer.inflight++;
     if (curl_multi_add_handle(mailer.multi, msg->easy) != CURLM_OK) {
@@ -914,20 +943,20 @@ void host_mail_shutdown(void)
         host_log_end(line);
         if (ids) evbuffer_free(ids);
     }
+    /* Cut every connection curl holds before touching its handles: a
+     * handle removed in the middle of DATA would make curl send the
+     * end-of-data mark (delivering a truncated message) and wait for the
+     * reply, and curl_multi_cleanup waits for the reply to QUIT; on a cut
+     * socket both fail at once, so shutdown cannot hang on a silent server. */
+    for (unsigned i = 0; i < mailer.nfds; i++) shutdown(mailer.fds[i], SHUT_RDWR);
     while ((msg = TAILQ_FIRST(&mailer.queue)) != NULL) {
         if (msg->state == MSG_SENDING) {
-            /* Cut the connection first: removing a handle in the middle of
-             * DATA would make curl send the end-of-data mark and deliver a
-             * truncated message, then wait for the reply. */
-            curl_socket_t s = CURL_SOCKET_BAD;
-            if (curl_easy_getinfo(msg->easy, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK && s != CURL_SOCKET_BAD)
-                shutdown(s, SHUT_RDWR);
             smtp_end(msg);
             msg->state = MSG_STOPPED;
         }
         msg_free(msg);
     }
-    if (mailer.multi) curl_multi_cleanup(mailer.multi); /* QUITs cached connections */
+    if (mailer.multi) curl_multi_cleanup(mailer.multi);
     struct mail_sock *ms;
     while ((ms = LIST_FIRST(&mailer.socks)) != NULL) sock_free(ms);
     if (mailer.multi_timer) event_free(mailer.multi_timer);

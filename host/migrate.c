@@ -153,7 +153,7 @@ int host_migrate(const struct config *cfg, int wait_s)
         if ((names[count] = strdup(e->d_name)) == NULL) goto done;
         count++;
     }
-    qsort(names, count, sizeof *names, compare_names);
+    if (count > 1) qsort(names, count, sizeof *names, compare_names);
 
     if ((conn = connect_with_patience(cfg->database_conninfo, wait_s)) == NULL) goto done;
     PQclear(PQexec(conn, "SET client_min_messages = warning"));

@@ -7,3 +7,4 @@
  * settings from the environment (config_env_long / config_env_str). */
 HOST_SERVICE(host_password_init, host_password_shutdown)
 HOST_SERVICE(host_mail_init, host_mail_shutdown)
+HOST_SERVICE(host_db_init, host_db_shutdown)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,7 +97,8 @@ static void spawn(struct master *m, struct slot *s)
         close(m->signal_fd);
         sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
         host_log_init(m->cfg->log_level, "worker");
-        _exit(host_worker_run(m->cfg, m->listen_fd));
+        /* exit, not _exit: the sanitizer build checks the worker for leaks */
+        exit(host_worker_run(m->cfg, m->listen_fd));
     }
     s->pid = pid;
     s->started = host_now();
@@ -153,15 +155,37 @@ static void signal_workers(struct master *m, int sig)
         if (m->slots[i].pid > 0) kill(m->slots[i].pid, sig);
 }
 
+/* Stops new connections from arriving without resetting the ones already
+ * in the accept queue: closing the socket would reset those (the client sees
+ * a dropped request), so a socket filter that drops new SYNs is attached
+ * instead. Handshakes already under way complete (their ACK passes), the
+ * workers accept what is queued, and the socket closes when the master
+ * exits (late clients, retrying their SYN, then get a refusal). The filter
+ * sees the TCP header at offset 0; byte 13 holds the flags. */
+static void refuse_new_connections(int fd)
+{
+    struct sock_filter drop_syn[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),      /* SYN | ACK */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 1, 0), /* a bare SYN? */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {.len = 5, .filter = drop_syn};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+        struct log_line *line = host_log_begin(LOG_WARN, "cannot filter the listening socket; closing it instead");
+        host_log_str(line, "error", strerror(errno));
+        host_log_end(line);
+    }
+}
+
 static void begin_drain(struct master *m)
 {
     if (m->draining) return;
     m->draining = 1;
     m->kill_at = host_now() + m->cfg->shutdown_grace_s + KILL_MARGIN_S;
-    /* New connections are refused from now on; workers finish what they hold. */
-    close(m->listen_fd);
-    m->listen_fd = -1;
-    host_log(LOG_INFO, "draining: stopped accepting, waiting for workers");
+    refuse_new_connections(m->listen_fd);
+    host_log(LOG_INFO, "draining: refusing new connections, waiting for workers");
     signal_workers(m, SIGTERM);
 }
 

@@ -21,6 +21,9 @@
  * idle keep-alive connections: long enough for a busy client to send its
  * next request and get "Connection: close" instead of a dropped socket. */
 #define DRAIN_QUIET_S 0.25
+/* How long a draining worker keeps accepting: the master has stopped new
+ * connections from arriving, and what is already queued is served. */
+#define DRAIN_ACCEPT_S 0.1
 
 double host_now(void)
 {
@@ -54,8 +57,12 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
     double now = host_now();
     (void)fd;
     (void)what;
+    if (w->bound && now - w->drain_started >= DRAIN_ACCEPT_S) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
     double quiet_since = w->last_reply > w->drain_started ? w->last_reply : w->drain_started;
-    if (w->inflight == 0 && now - quiet_since >= DRAIN_QUIET_S) {
+    if (w->bound == NULL && w->inflight == 0 && now - quiet_since >= DRAIN_QUIET_S) {
         event_base_loopbreak(w->base);
         return;
     }
@@ -72,10 +79,6 @@ static void begin_drain(struct worker *w)
     if (w->draining) return;
     w->draining = 1;
     w->drain_started = host_now();
-    if (w->bound) {
-        evhttp_del_accept_socket(w->http, w->bound);
-        w->bound = NULL;
-    }
     struct log_line *line = host_log_begin(LOG_INFO, "worker draining");
     host_log_int(line, "inflight", w->inflight);
     host_log_end(line);

@@ -6,11 +6,19 @@
 --          body = string|nil, id = request id, remote_addr, query_error}
 -- and expects `status, body, headers` back (body: table -> JSON, string ->
 -- as is, nil -> empty).
+--
+-- Before a handler runs, dispatch adds req.params (path parameters) and, for
+-- routes marked `auth = true`, req.auth = {admin, admin_id, sid} from the
+-- bearer access token (lib/auth.lua), or answers 401 itself.
 local Router = require "lib.router"
 local http = require "lib.http"
+local auth = require "lib.auth"
+local openapi = require "openapi"
 
 local ROUTE_MODULES = {
   "routes.meta",
+  "routes.auth",
+  "routes.users",
 }
 
 local app = {}
@@ -26,27 +34,35 @@ local function dispatch(req)
     return http.error("bad_request", "the query string is malformed")
   end
   local route, params, allow = router:match(req.method, req.path)
-  if route then
-    req.params = params
-    return route[3](req, params)
+  if not route then
+    if params == "options" then return http.no_content({Allow = allow}) end
+    if params == "method_not_allowed" then return http.method_not_allowed(allow) end
+    return http.error("not_found")
   end
-  if params == "options" then
-    return http.no_content({Allow = allow})
+  req.params = params
+  if req.body and req.body ~= "" and not http.is_json_type(req.headers["content-type"]) then
+    return http.error("unsupported_media_type")
   end
-  if params == "method_not_allowed" then
-    return http.method_not_allowed(allow)
+  if route.auth then
+    local ctx, err = auth.authenticate(req)
+    if not ctx then return err end
+    req.auth = ctx
   end
-  return http.error("not_found")
+  return route[3](req, params)
 end
 
 function app.handle(req)
+  req.query = req.query or {}
+  req.headers = req.headers or {}
   local res = dispatch(req)
   return res.status, res.body, res.headers
 end
 
 -- Run by the host before a generation serves: a false return refuses it.
+-- Every route must be in the OpenAPI document, and nothing else.
 function app.self_check()
-  return #router:routes() > 0, "no routes"
+  if #router:routes() == 0 then return false, "no routes" end
+  return openapi.check(router:routes())
 end
 
 return app

@@ -113,6 +113,8 @@ local function is_json_type(content_type)
       or find(content_type, "^application/[%w.-]+%+json") ~= nil
 end
 
+http.is_json_type = is_json_type
+
 -- Reads the body as a JSON object. Returns the table, or nil and the error
 -- response. An absent body reads as {} so that "{}"-optional routes work.
 function http.read_json(req)

@@ -36,6 +36,7 @@ local SQL = {
   -- admins
   create_admin = "INSERT INTO admins (email, name, password_hash) VALUES (lower($1::text), $2::text, $3::text) RETURNING " .. ADMIN,
   admin_by_id = "SELECT " .. ADMIN .. " FROM admins WHERE id = $1::bigint",
+  admin_by_email = "SELECT " .. ADMIN .. " FROM admins WHERE lower(email) = lower($1::text)",
   admin_login = "SELECT " .. ADMIN .. ", password_hash FROM admins WHERE lower(email) = lower($1::text)",
   admin_password_hash = "SELECT password_hash FROM admins WHERE id = $1::bigint",
   update_admin = "UPDATE admins SET"
@@ -217,6 +218,10 @@ end
 
 function Store:find_admin(id)
   return self:one("admin_by_id", id)
+end
+
+function Store:find_admin_by_email(email)
+  return self:one("admin_by_email", email)
 end
 
 -- For a login: {admin = admin, password_hash = hash}, or nil (no such email).

@@ -5,10 +5,9 @@
 -- ignored (the OpenAPI document says so).
 local cjson = require "cjson.safe"
 
-local type, pairs, ipairs, tonumber, tostring = type, pairs, ipairs, tonumber, tostring
-local byte, find, match, gmatch, gsub, lower, sub, format, rep =
-  string.byte, string.find, string.match, string.gmatch, string.gsub, string.lower,
-  string.sub, string.format, string.rep
+local type, ipairs, tonumber = type, ipairs, tonumber
+local byte, find, match, gmatch, gsub, lower, format =
+  string.byte, string.find, string.match, string.gmatch, string.gsub, string.lower, string.format
 local floor = math.floor
 local null = cjson.null
 
@@ -102,7 +101,7 @@ function validate.email(v)
   local local_part, domain = match(v, "^([^@]+)@([^@]+)$")
   if not local_part or #local_part > EMAIL_LOCAL_MAX then return nil, MSG.email end
   if find(local_part, "[%s<>()%[%]\\,;:\"]") or find(local_part, "^%.") or find(local_part, "%.$")
-      or find(local_part, "%.%.", 1, true) then
+      or find(local_part, "..", 1, true) then
     return nil, MSG.email
   end
   if not find(domain, ".", 1, true) then return nil, MSG.email end

@@ -1,9 +1,17 @@
--- routes/meta.lua — the service's own routes: identity and health.
+-- routes/meta.lua — the service's own routes: identity, health, and its
+-- documentation (the OpenAPI document and Swagger UI from local assets).
 local http = require "lib.http"
 local info = require "host.info"
+local log = require "host.log"
+local config = require "lib.config"
+local store = require "lib.store"
+local pages = require "lib.pages"
+local openapi = require "openapi"
+
+local open = io.open
 
 local function index()
-  return http.ok({service = "moonkeep", version = info.version, docs = "/apidocs"})
+  return http.ok({service = config.service_name, version = info.version, docs = "/apidocs"})
 end
 
 -- Liveness: the process answers.
@@ -13,11 +21,75 @@ end
 
 -- Readiness: scripts are loaded (this code runs) and the database answers.
 local function readyz()
+  local ok, err = store:ready()
+  if not ok then return err end
   return http.ok({status = "ready", generation = info.generation})
+end
+
+local function openapi_json()
+  return http.ok(openapi.document, {["Cache-Control"] = "no-cache"})
+end
+
+-- ---- Swagger UI ------------------------------------------------------------
+
+-- The files of swagger-ui-dist that /apidocs uses, and their types.
+local ASSET_TYPES = {
+  ["swagger-ui.css"] = "text/css; charset=utf-8",
+  ["swagger-ui-bundle.js"] = "application/javascript; charset=utf-8",
+  ["swagger-ui-standalone-preset.js"] = "application/javascript; charset=utf-8",
+  ["favicon-32x32.png"] = "image/png",
+  ["favicon-16x16.png"] = "image/png",
+}
+local JS = "application/javascript; charset=utf-8"
+local ASSET_CACHE = "public, max-age=86400"
+
+-- Read once per script generation (a reload reads them again).
+local assets = {}
+
+local function read_asset(file)
+  local cached = assets[file]
+  if cached ~= nil then return cached end
+  local path = config.swagger_ui_dir .. "/" .. file
+  local f = open(path, "rb")
+  local data = false
+  if f then
+    data = f:read("*a") or false
+    f:close()
+  else
+    log.warn("Swagger UI asset missing (npm ci --prefix vendor/swagger-ui)", {path = path})
+  end
+  assets[file] = data
+  return data
+end
+
+local function apidocs()
+  return http.html(200, pages.swagger_ui(config.service_name .. " API"), {
+    ["X-Content-Type-Options"] = "nosniff",
+    ["X-Frame-Options"] = "DENY",
+    ["Cache-Control"] = "no-cache",
+  })
+end
+
+local function apidocs_asset(_, params)
+  local file = params.file
+  if file == "swagger-initializer.js" then
+    return http.response(200, pages.SWAGGER_INITIALIZER, {["Content-Type"] = JS, ["Cache-Control"] = "no-cache"})
+  end
+  local content_type = ASSET_TYPES[file]
+  local data = content_type and read_asset(file)
+  if not data then return http.error("not_found") end
+  return http.response(200, data, {
+    ["Content-Type"] = content_type,
+    ["Cache-Control"] = ASSET_CACHE,
+    ["X-Content-Type-Options"] = "nosniff",
+  })
 end
 
 return {
   {"GET", "/", index},
   {"GET", "/healthz", healthz},
   {"GET", "/readyz", readyz},
+  {"GET", "/openapi.json", openapi_json},
+  {"GET", "/apidocs", apidocs},
+  {"GET", "/apidocs/{file}", apidocs_asset},
 }

@@ -255,8 +255,12 @@ describe("signals and supervision", function()
   it("drains on SIGTERM under load: every answered request is 2xx, no resets, exit 0", function()
     local srv = server.start({workers = 2})
     local out_path = os.tmpname()
-    local wrk = io.popen(("wrk -t2 -c50 -d4s --latency http://127.0.0.1:%d/healthz > %s 2>&1; echo done"):format(srv.port, out_path))
-    server.sleep(1.5)
+    -- SIGTERM lands late in the run, so wrk stops before the clients whose
+    -- reconnects were held off by the drain retry their SYN against the
+    -- closed socket: wrk counts those refusals as read or write errors at
+    -- random, which would hide a real reset.
+    local wrk = io.popen(("wrk -t2 -c50 -d3s --latency http://127.0.0.1:%d/healthz > %s 2>&1; echo done"):format(srv.port, out_path))
+    server.sleep(2.4)
     srv:kill(server.signal.SIGTERM)
     local how, code = srv:wait_exit(30)
     wrk:read("*a")
@@ -269,9 +273,6 @@ describe("signals and supervision", function()
     assert.equal(0, code)
     assert.matches("requests in", report)
     assert.not_matches("Non%-2xx", report)
-    -- wrk counts its reconnects after the listener closed as connect or
-    -- write errors; a connection cut under a request would be a read error.
-    local read_errors = tonumber(report:match("read (%d+)")) or 0
-    assert.equal(0, read_errors, report)
+    assert.not_matches("Socket errors", report)
   end)
 end)

@@ -84,21 +84,36 @@ function Server:wait_exit(seconds)
   local deadline = socket.gettime() + (seconds or 30)
   while socket.gettime() < deadline do
     local pid, how, code = wait.wait(self.pid, wait.WNOHANG)
-    if pid == self.pid then self.exited = true; return how, code end
+    if pid == self.pid then
+      self.exited, self.how, self.code = true, how, code
+      return how, code
+    end
     sleep(0.05)
   end
   return nil, "timeout"
 end
 
-function Server:stop()
-  if self.exited then return end
-  self:kill(signal.SIGTERM)
-  local how, code = self:wait_exit(30)
-  if not how then
-    self:kill(signal.SIGKILL)
-    how, code = self:wait_exit(5)
+-- Sanitizer reports in the log (any process of the server) fail the spec.
+function Server:assert_no_sanitizer_reports()
+  local text = self:log_text()
+  for _, marker in ipairs({"AddressSanitizer", "LeakSanitizer", "runtime error:"}) do
+    local at = text:find(marker, 1, true)
+    if at then error("sanitizer report in the server log:\n" .. text:sub(math.max(1, at - 200), at + 3000), 2) end
   end
-  return how, code
+end
+
+function Server:stop()
+  if not self.exited then
+    self:kill(signal.SIGTERM)
+    local how, code = self:wait_exit(30)
+    if not how then
+      self:kill(signal.SIGKILL)
+      self:wait_exit(5)
+    end
+    self.how, self.code = how, code
+  end
+  self:assert_no_sanitizer_reports()
+  return self.how, self.code
 end
 
 function Server:log_text()

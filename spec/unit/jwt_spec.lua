@@ -19,6 +19,7 @@ int unsetenv(const char *name);
 ]]
 
 local SECRET = "test-secret-0123456789-abcdefghijklmnop" -- 39 bytes
+local ORIGINAL_SECRET, ORIGINAL_ISSUER = os.getenv("JWT_SECRET"), os.getenv("JWT_ISSUER")
 
 local function setenv(name, value)
   if value == nil then ffi.C.unsetenv(name) else ffi.C.setenv(name, value, 1) end
@@ -93,9 +94,11 @@ describe("host.jwt", function()
     jwt = open_jwt(SECRET, nil)
   end)
 
-  after_each(function()
-    setenv("JWT_SECRET", nil)
-    setenv("JWT_ISSUER", nil)
+  -- other spec files in the same busted run see the environment they had
+  teardown(function()
+    setenv("JWT_SECRET", ORIGINAL_SECRET)
+    setenv("JWT_ISSUER", ORIGINAL_ISSUER)
+    package.loaded["host.jwt"] = nil
   end)
 
   it("runs on LuaJIT", function()
@@ -329,6 +332,11 @@ describe("host.jwt", function()
                     error_of(function() jwt.sign({ "positional" }, 60) end))
       assert.equals("bad argument #1 to 'sign' (claim 'n' is not a finite number)",
                     error_of(function() jwt.sign({ n = math.huge }, 60) end))
+    end)
+
+    it("sign raises for a string claim that is not UTF-8", function()
+      assert.equals("jwt.sign: claim 'name' cannot be encoded (not UTF-8?)",
+                    error_of(function() jwt.sign({ name = "caf\233" }, 60) end))
     end)
 
     it("sign raises for a ttl that is missing, not whole or out of range", function()

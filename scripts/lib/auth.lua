@@ -1,0 +1,136 @@
+-- lib/auth.lua — bearer tokens and sessions (API.md, Tokens).
+--
+-- Every login is a session (a row of `sessions`); both of its tokens carry
+-- the session id as `sid`:
+--
+--   access   JWT {sub, sid, jti, typ = "access"},  ACCESS_TOKEN_TTL_S  (15 min)
+--   refresh  JWT {sub, sid, jti, typ = "refresh"}, REFRESH_TOKEN_TTL_S (30 days)
+--
+-- The session row holds the jti of its one current refresh token. A refresh
+-- moves the session to a new jti; presenting an older one (a token that was
+-- already rotated, so stolen or replayed) revokes the whole session.
+-- Every authenticated request checks that its session is live in the
+-- database, so logout, a password change or reset, and the deletion of the
+-- admin take effect at once on every worker and replica.
+local jwt = require "host.jwt"
+local crypto = require "host.crypto"
+local log = require "host.log"
+local config = require "lib.config"
+local http = require "lib.http"
+local store = require "lib.store"
+local validate = require "lib.validate"
+local views = require "lib.views"
+
+local type = type
+
+local auth = {}
+
+local JTI_BYTES = 16
+
+local MSG = {
+  missing = "a bearer access token is required",
+  invalid = "the access token is not valid",
+  expired = "the access token has expired",
+  ended = "the session has ended; log in again",
+  refresh_missing = "a refresh token is required",
+  refresh_invalid = "the refresh token is not valid",
+  refresh_expired = "the refresh token has expired; log in again",
+  refresh_spent = "the refresh token is no longer valid; log in again",
+}
+auth.MESSAGES = MSG
+
+-- The live session's admin, or nil, or nil and an error response.
+--
+-- Seam: this is one query per authenticated request. A per-worker cache of
+-- live sessions, invalidated by LISTEN/NOTIFY on revocation, would go here
+-- (and only here) when that query becomes the bottleneck.
+local function load_session(sid, admin_id)
+  return store:session_admin(sid, admin_id)
+end
+
+-- Checks `Authorization: Bearer <access token>`. Returns
+-- {admin = row, admin_id = id string, sid = session id string}, or nil and a
+-- 401 (unauthorized or token_expired, with WWW-Authenticate: Bearer).
+function auth.authenticate(req)
+  local token = http.bearer_token(req)
+  if not token then return nil, http.unauthorized("unauthorized", MSG.missing) end
+  local claims, why = jwt.verify(token, "access")
+  if not claims then
+    if why == "expired" then return nil, http.unauthorized("token_expired", MSG.expired) end
+    return nil, http.unauthorized("unauthorized", MSG.invalid)
+  end
+  local sid, admin_id = validate.id(claims.sid), validate.id(claims.sub)
+  if not sid or not admin_id then return nil, http.unauthorized("unauthorized", MSG.invalid) end
+  local admin, err = load_session(sid, admin_id)
+  if err then return nil, err end
+  if not admin then return nil, http.unauthorized("unauthorized", MSG.ended) end
+  return {admin = admin, admin_id = admin_id, sid = sid}
+end
+
+-- The Tokens body for a session whose current refresh jti is `refresh_jti`.
+local function tokens(admin, sid, refresh_jti)
+  local sub = validate.id(admin.id)
+  return {
+    access_token = jwt.sign({sub = sub, sid = sid, jti = crypto.random_token(JTI_BYTES), typ = "access"},
+                            config.access_ttl),
+    refresh_token = jwt.sign({sub = sub, sid = sid, jti = refresh_jti, typ = "refresh"},
+                             config.refresh_ttl),
+    token_type = "Bearer",
+    expires_in = config.access_ttl,
+    admin = views.admin(admin),
+  }
+end
+
+-- A new session for `admin` (after a verified login): the Tokens body, or
+-- nil and an error response.
+function auth.start_session(admin)
+  local jti = crypto.random_token(JTI_BYTES)
+  local sid, err = store:create_session(validate.id(admin.id), jti, config.refresh_ttl)
+  if not sid then return nil, err end
+  return tokens(admin, sid, jti)
+end
+
+-- Rotates the session of a refresh token: the new Tokens body, or nil and a
+-- 401 (or what the store answered).
+function auth.refresh(token)
+  if type(token) ~= "string" or token == "" then
+    return nil, http.unauthorized("unauthorized", MSG.refresh_missing)
+  end
+  local claims, why = jwt.verify(token, "refresh")
+  if not claims then
+    if why == "expired" then return nil, http.unauthorized("token_expired", MSG.refresh_expired) end
+    return nil, http.unauthorized("unauthorized", MSG.refresh_invalid)
+  end
+  local sid, admin_id, jti = validate.id(claims.sid), validate.id(claims.sub), claims.jti
+  if not sid or not admin_id or type(jti) ~= "string" then
+    return nil, http.unauthorized("unauthorized", MSG.refresh_invalid)
+  end
+  local new_jti = crypto.random_token(JTI_BYTES)
+  local admin, err = store:rotate_session(sid, admin_id, jti, new_jti, config.refresh_ttl)
+  if err then return nil, err end
+  if not admin then
+    -- Not the session's current token: replayed, or the session has ended.
+    -- Either way the family goes; if it was live, that was a reuse.
+    local revoked, rerr = store:revoke_session(sid)
+    if rerr then return nil, rerr end
+    if revoked then
+      log.warn("refresh token reused; session revoked", {session_id = sid, admin_id = admin_id})
+    end
+    return nil, http.unauthorized("unauthorized", MSG.refresh_spent)
+  end
+  return tokens(admin, sid, new_jti)
+end
+
+-- Ends the session `sid`, or every session of the admin when `all`.
+function auth.logout(ctx, all)
+  local ok, err
+  if all then
+    ok, err = store:revoke_sessions(ctx.admin_id)
+  else
+    ok, err = store:revoke_session(ctx.sid)
+  end
+  if err then return nil, err end
+  return true
+end
+
+return auth

@@ -1,0 +1,44 @@
+-- lib/page.lua — keyset pagination shared by GET /users and GET /auth/admins:
+-- ?limit= (1..100, default 20), ?cursor= (opaque, lib/cursor.lua), ?q=
+-- (email or name contains, case-insensitive), ordered by id.
+local http = require "lib.http"
+local validate = require "lib.validate"
+local cursor = require "lib.cursor"
+local views = require "lib.views"
+
+local format = string.format
+local null = http.null
+
+local page = {}
+
+page.DEFAULT_LIMIT = 20
+
+-- {after = id string, limit = n, pattern = LIKE pattern|nil}, or nil and a
+-- 400 response naming the parameter.
+function page.params(req, list)
+  local query = req.query or {}
+  local limit, msg = validate.limit(query.limit, page.DEFAULT_LIMIT)
+  if not limit then return nil, http.error("bad_request", "limit " .. msg) end
+  local after = "0"
+  if query.cursor ~= nil then
+    after, msg = cursor.decode(list, query.cursor)
+    if not after then return nil, http.error("bad_request", msg) end
+  end
+  local q
+  q, msg = validate.search(query.q)
+  if q == nil then return nil, http.error("bad_request", "q " .. msg) end
+  return {after = after, limit = limit, pattern = q and validate.contains_pattern(q) or nil}
+end
+
+-- Rows were fetched with limit + 1: the extra one says there is a next page.
+-- Returns the JSON array of views and next_cursor (a string, or null).
+function page.result(rows, params, list, view)
+  local items = views.list(rows, view, params.limit)
+  local next_cursor = null
+  if #rows > params.limit then
+    next_cursor = cursor.encode(list, format("%.0f", rows[params.limit].id))
+  end
+  return items, next_cursor
+end
+
+return page

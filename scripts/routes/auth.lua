@@ -1,0 +1,385 @@
+-- routes/auth.lua — /auth/*: registration and confirmation, login and
+-- sessions, password reset, and the admin's own account (API.md, Routes).
+local password = require "host.password"
+local crypto = require "host.crypto"
+local log = require "host.log"
+local config = require "lib.config"
+local http = require "lib.http"
+local store = require "lib.store"
+local validate = require "lib.validate"
+local views = require "lib.views"
+local auth = require "lib.auth"
+local limits = require "lib.limits"
+local mails = require "lib.mails"
+local page = require "lib.page"
+local pages = require "lib.pages"
+
+local type, error, tostring = type, error, tostring
+
+local MSG = {
+  confirmed_title = "Email address confirmed",
+  confirmed = "Your email address is confirmed. You can log in now.",
+  link_title = "This link does not work",
+  reset_link = "The link is invalid, has expired or was already used. Ask for a new one.",
+  password_wrong = "is not correct",
+  unavailable_page = "The service is temporarily unavailable. Try again in a moment.",
+  not_found = "no such admin",
+}
+
+-- ---- helpers --------------------------------------------------------------
+
+local function hash_password(pw)
+  local hash, err = password.hash(pw)
+  if not hash then error("password hashing failed: " .. tostring(err)) end
+  return hash
+end
+
+-- Creates a one-time token of `kind` for the admin (in store or transaction
+-- `s`): the raw token (to mail), or nil and an error response.
+local function issue_token(s, kind, admin, ttl)
+  local token, token_hash = mails.new_token()
+  local ok, err = s:create_token(kind, token_hash, validate.id(admin.id), admin.email, ttl)
+  if not ok then return nil, err end
+  return token
+end
+
+-- Sends the link of `kind` unless the address had its share of mails: the
+-- mail limit counts every mail, but a registration or an email change is
+-- never refused for it (the admin can ask again later).
+local function send_link(kind, admin, token, ttl)
+  local allowed = limits.mail(kind, admin.email)
+  if not allowed then
+    log.warn("mail not sent: rate limited", {kind = kind, admin_id = admin.id})
+    return
+  end
+  mails.send(kind, admin.email, admin.name, token, ttl)
+end
+
+local function validation_failed(fields)
+  return http.error("validation_failed", nil, fields)
+end
+
+-- ---- registration and confirmation ------------------------------------------
+
+-- POST /auth/register {email, name, password} -> 201 {admin}
+local function register(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.register(body)
+  if not input then return validation_failed(fields) end
+  local hash = hash_password(input.password)
+  local token
+  local admin
+  admin, err = store:transaction(function(tx)
+    local a, e = tx:create_admin(input.email, input.name, hash)
+    if not a then return nil, e end
+    token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
+    if not token then return nil, e end
+    return a
+  end)
+  if not admin then return err end
+  log.info("admin registered", {admin_id = admin.id})
+  send_link("confirm", admin, token, config.confirm_ttl)
+  return http.created({admin = views.admin(admin)})
+end
+
+-- The outcome of a confirmation as JSON, or as a page for a browser.
+local function confirm_reply(req, res, admin)
+  if not http.wants_html(req) then
+    return res or http.ok({admin = views.admin(admin)})
+  end
+  local nonce = crypto.random_token(16)
+  if admin then
+    return http.html(200, pages.message(MSG.confirmed_title, MSG.confirmed, true, nonce), pages.headers(nonce))
+  end
+  local text = res.status == 503 and MSG.unavailable_page or res.body.error.message
+  return http.html(res.status, pages.message(MSG.link_title, text, false, nonce), pages.headers(nonce))
+end
+
+-- GET /auth/confirm?token= -> 200 {admin} (or a page)
+local function confirm(req)
+  local token = validate.token(req.query.token)
+  if not token then return confirm_reply(req, http.error("invalid_token")) end
+  local admin, err = store:confirm_admin(crypto.sha256(token))
+  if err then return confirm_reply(req, err) end
+  if not admin then return confirm_reply(req, http.error("invalid_token")) end
+  log.info("admin confirmed", {admin_id = admin.id})
+  return confirm_reply(req, nil, admin)
+end
+
+-- POST /auth/confirm/resend {email} -> 202, whether or not the address exists
+local function resend_confirmation(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.email_request(body)
+  if not input then return validation_failed(fields) end
+  local ok
+  ok, err = limits.mail("confirm", input.email)
+  if not ok then return err end
+  local admin
+  admin, err = store:find_admin_by_email(input.email)
+  if err then return err end
+  if admin and not admin.confirmed then
+    local token
+    token, err = issue_token(store, "confirm", admin, config.confirm_ttl)
+    if not token then return err end
+    mails.send("confirm", admin.email, admin.name, token, config.confirm_ttl)
+  end
+  return http.accepted()
+end
+
+-- ---- login and sessions --------------------------------------------------------
+
+-- POST /auth/login {email, password} -> 200 Tokens
+local function login(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.login(body)
+  if not input then return validation_failed(fields) end
+  local ok
+  ok, err = limits.check_login(input.email)
+  if not ok then return err end
+
+  local found
+  found, err = store:admin_login(input.email)
+  if err then return err end
+  local verified
+  if found then
+    verified = password.verify(found.password_hash, input.password)
+  else
+    password.verify_dummy(input.password) -- the same work, so timing tells nothing
+    verified = false
+  end
+  if not verified then
+    ok, err = limits.login_failed(input.email)
+    if not ok then return err end
+    return http.unauthorized("invalid_credentials")
+  end
+  local admin = found.admin
+  if not admin.confirmed then return http.error("account_not_confirmed") end
+
+  ok, err = limits.clear_login_failures(input.email)
+  if not ok then return err end
+  if password.needs_rehash(found.password_hash) then
+    local rehashed = password.hash(input.password)
+    if rehashed then
+      local _, rerr = store:rehash_password(validate.id(admin.id), found.password_hash, rehashed)
+      if rerr then log.warn("password rehash not saved", {admin_id = admin.id}) end
+    end
+  end
+  local tokens
+  tokens, err = auth.start_session(admin)
+  if not tokens then return err end
+  log.info("admin logged in", {admin_id = admin.id})
+  return http.ok(tokens)
+end
+
+-- POST /auth/refresh {refresh_token} or Authorization: Bearer <refresh token>
+-- (GET, with the header, for old clients) -> 200 Tokens
+local function refresh(req)
+  local token
+  if req.method == "POST" then
+    local body, err = http.read_json(req)
+    if not body then return err end
+    local given = body.refresh_token
+    if given ~= nil and given ~= http.null then
+      if type(given) ~= "string" then
+        return validation_failed({refresh_token = validate.MESSAGES.string})
+      end
+      token = given
+    end
+  end
+  token = token or http.bearer_token(req)
+  local tokens, err = auth.refresh(token)
+  if not tokens then return err end
+  return http.ok(tokens)
+end
+
+-- POST /auth/logout[?all=true] -> 204
+local function logout(req)
+  local all, msg = validate.flag(req.query.all)
+  if all == nil then return http.error("bad_request", "all " .. msg) end
+  local ok, err = auth.logout(req.auth, all)
+  if not ok then return err end
+  log.info("admin logged out", {admin_id = req.auth.admin_id, all = all})
+  return http.no_content()
+end
+
+-- ---- password reset ---------------------------------------------------------------
+
+-- POST /auth/password/forgot {email} -> 202, whether or not the address exists
+local function forgot_password(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.email_request(body)
+  if not input then return validation_failed(fields) end
+  local ok
+  ok, err = limits.mail("reset", input.email)
+  if not ok then return err end
+  local admin
+  admin, err = store:find_admin_by_email(input.email)
+  if err then return err end
+  if admin then
+    local token
+    token, err = issue_token(store, "reset", admin, config.reset_ttl)
+    if not token then return err end
+    mails.send("reset", admin.email, admin.name, token, config.reset_ttl)
+  end
+  return http.accepted()
+end
+
+-- GET /auth/password/reset?token= -> the form (opening it does not use the token)
+local function reset_form(req)
+  local nonce = crypto.random_token(16)
+  local token = validate.token(req.query.token)
+  local owner, err
+  if token then
+    owner, err = store:peek_reset_token(crypto.sha256(token))
+  end
+  if not owner then
+    local status = err and err.status or 400
+    local text = status == 503 and MSG.unavailable_page or MSG.reset_link
+    return http.html(status, pages.message(MSG.link_title, text, false, nonce), pages.headers(nonce))
+  end
+  return http.html(200, pages.reset_form(token, nonce), pages.headers(nonce))
+end
+
+-- POST /auth/password/reset {token, password} -> 204; ends every session
+local function reset_password(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.password_reset(body)
+  if not input then return validation_failed(fields) end
+  local token_hash = crypto.sha256(input.token)
+  local owner
+  owner, err = store:peek_reset_token(token_hash)
+  if err then return err end
+  if not owner then return http.error("invalid_token") end
+  fields = validate.password_differs(nil, input.password, owner.email, owner.name)
+  if fields then return validation_failed(fields) end
+
+  local hash = hash_password(input.password)
+  local used
+  used, err = store:transaction(function(tx)
+    local t, e = tx:use_reset_token(token_hash)
+    if e then return nil, e end
+    if not t then return false end -- used meanwhile
+    local admin_id = validate.id(t.admin_id)
+    local ok
+    ok, e = tx:reset_password(admin_id, hash, t.email)
+    if not ok then return nil, e or http.error("invalid_token") end
+    ok, e = tx:revoke_sessions(admin_id)
+    if not ok then return nil, e end
+    ok, e = tx:drop_unused_tokens(admin_id, "reset")
+    if not ok then return nil, e end
+    ok, e = limits.clear_login_failures(t.email, tx)
+    if not ok then return nil, e end
+    return t
+  end)
+  if err then return err end
+  if not used then return http.error("invalid_token") end
+  log.info("password reset", {admin_id = used.admin_id})
+  return http.no_content()
+end
+
+-- ---- the admin's own account --------------------------------------------------------
+
+-- GET /auth/me -> 200 {admin}
+local function me(req)
+  return http.ok({admin = views.admin(req.auth.admin)})
+end
+
+-- Checks current_password for a change of email or password; failures count
+-- as failed logins (a stolen access token must not become a password oracle).
+local function check_current_password(current, given)
+  local ok, err = limits.check_login(current.email)
+  if not ok then return nil, err end
+  local hash
+  hash, err = store:password_hash(validate.id(current.id))
+  if err then return nil, err end
+  if hash and password.verify(hash, given) then return true end
+  ok, err = limits.login_failed(current.email)
+  if not ok then return nil, err end
+  return nil, validation_failed({current_password = MSG.password_wrong})
+end
+
+-- PUT /auth/me {name?, email?, password?, current_password?} -> 200 {admin}
+local function update_me(req)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local current = req.auth.admin
+  local input, fields = validate.admin_update(body, current)
+  if not input then return validation_failed(fields) end
+  if input.email or input.password then
+    local ok
+    ok, err = check_current_password(current, input.current_password)
+    if not ok then return err end
+  end
+  local changes = {name = input.name, email = input.email}
+  if input.password then changes.password_hash = hash_password(input.password) end
+  if not (changes.name or changes.email or changes.password_hash) then
+    return http.ok({admin = views.admin(current)})
+  end
+
+  local token
+  local admin
+  admin, err = store:transaction(function(tx)
+    local id = req.auth.admin_id
+    local a, e = tx:update_admin(id, changes)
+    if not a then return nil, e or http.error("not_found", MSG.not_found) end
+    local ok
+    if changes.password_hash then
+      ok, e = tx:revoke_sessions(id, req.auth.sid)
+      if not ok then return nil, e end
+    end
+    if changes.email then
+      ok, e = tx:drop_unused_tokens(id, nil)
+      if not ok then return nil, e end
+      token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
+      if not token then return nil, e end
+    end
+    return a
+  end)
+  if not admin then return err end
+  if token then send_link("confirm", admin, token, config.confirm_ttl) end
+  log.info("admin updated", {admin_id = admin.id, email_changed = changes.email ~= nil,
+                             password_changed = changes.password_hash ~= nil})
+  return http.ok({admin = views.admin(admin)})
+end
+
+-- DELETE /auth/me -> 204; sessions and tokens go with the row (ON DELETE
+-- CASCADE), users they created stay with created_by = null
+local function delete_me(req)
+  local deleted, err = store:delete_admin(req.auth.admin_id)
+  if err then return err end
+  if deleted then log.info("admin deleted", {admin_id = req.auth.admin_id}) end
+  return http.no_content()
+end
+
+-- GET /auth/admins?limit=&cursor=&q= -> 200 {admins, next_cursor}
+local function list_admins(req)
+  local params, err = page.params(req, "admins")
+  if not params then return err end
+  local rows
+  rows, err = store:list_admins(params.after, params.limit + 1, params.pattern)
+  if not rows then return err end
+  local admins, next_cursor = page.result(rows, params, "admins", views.admin)
+  return http.ok({admins = admins, next_cursor = next_cursor})
+end
+
+return {
+  {"POST", "/auth/register", register},
+  {"GET", "/auth/confirm", confirm},
+  {"POST", "/auth/confirm/resend", resend_confirmation},
+  {"POST", "/auth/login", login},
+  {"POST", "/auth/refresh", refresh},
+  {"GET", "/auth/refresh", refresh},
+  {"POST", "/auth/logout", logout, auth = true},
+  {"POST", "/auth/password/forgot", forgot_password},
+  {"GET", "/auth/password/reset", reset_form},
+  {"POST", "/auth/password/reset", reset_password},
+  {"GET", "/auth/me", me, auth = true},
+  {"PUT", "/auth/me", update_me, auth = true},
+  {"DELETE", "/auth/me", delete_me, auth = true},
+  {"GET", "/auth/admins", list_admins, auth = true},
+}

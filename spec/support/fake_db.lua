@@ -1,0 +1,466 @@
+-- spec/support/fake_db.lua — an in-memory host.db for route specs.
+--
+-- It does not parse SQL: it looks the statement up in lib/store.lua's named
+-- statements (store.SQL) and runs an in-memory version of that statement by
+-- name. So specs exercise the store's glue (parameters, error mapping, row
+-- shapes) and the routes, while the real SQL is exercised by spec/e2e against
+-- PostgreSQL. A statement the fake does not know raises, naming it.
+--
+-- Rows come back as the real binding gives them: ids as numbers, timestamps
+-- as "2026-12-01T13:45:00Z" strings, NULL as cjson.null, plus rows.affected.
+--
+-- Controls for specs:
+--   fake:fail(name, err?, times?)  the next `times` (default 1; math.huge for
+--                                  always) runs of statement `name` (or "*")
+--                                  return nil, err (default: unavailable)
+--   fake:not_ready(err?)           db.ready() answers nil, err
+--   fake.calls                     {name, args} of every statement run
+--   fake.state                     the tables: admins, users, sessions,
+--                                  tokens, rates (rows with numeric times)
+local cjson = require "cjson.safe"
+
+local null = cjson.null
+local pairs, ipairs, type, tonumber, error, select, unpack, setmetatable =
+  pairs, ipairs, type, tonumber, error, select, unpack, setmetatable
+local lower, find, gsub, format, date = string.lower, string.find, string.gsub, string.format, os.date
+local sort, ceil = table.sort, math.ceil
+
+local FakeDB = {}
+FakeDB.__index = FakeDB
+
+local UNAVAILABLE = {code = "unavailable", message = "could not connect to server: Connection refused"}
+
+local function is_null(v) return v == nil or v == null end
+local function nullable(v) if is_null(v) then return null end return v end
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = deep_copy(x) end
+  return out
+end
+
+local function unique_violation(constraint)
+  return nil, {code = "query", sqlstate = "23505", constraint = constraint,
+               message = format('duplicate key value violates unique constraint "%s"', constraint)}
+end
+
+local function rows(list, affected)
+  list = list or {}
+  list.affected = affected or #list
+  return list
+end
+
+-- LIKE/ILIKE of lib/validate.contains_pattern: %literal% with \ escapes.
+local function contains(value, pattern)
+  if is_null(pattern) then return true end
+  if is_null(value) then return false end
+  local needle = gsub(gsub(gsub(pattern, "^%%", ""), "%%$", ""), "\\(.)", "%1")
+  return find(lower(value), lower(needle), 1, true) ~= nil
+end
+
+function FakeDB.new(clock)
+  local self = setmetatable({clock = clock, calls = {}, failures = {}, ready_error = nil}, FakeDB)
+  self:reset()
+  local fake = self
+  -- the module table scripts see as host.db
+  self.module = {
+    query = function(sql, ...) return fake:query(sql, ...) end,
+    transaction = function(fn) return fake:transaction(fn) end,
+    ready = function()
+      if fake.ready_error then return nil, fake.ready_error end
+      return true
+    end,
+  }
+  return self
+end
+
+function FakeDB:reset()
+  self.state = {admins = {}, users = {}, sessions = {}, tokens = {}, rates = {},
+                seq = {admins = 0, users = 0, sessions = 0, tokens = 0}}
+  self.calls = {}
+end
+
+-- Names the statements: sql text -> name (from lib/store.lua).
+function FakeDB:bind(sql_by_name)
+  self.names = {}
+  for name, sql in pairs(sql_by_name) do self.names[sql] = name end
+end
+
+function FakeDB:fail(name, err, times)
+  self.failures[name or "*"] = {err = err or UNAVAILABLE, times = times or 1}
+end
+
+function FakeDB:not_ready(err)
+  self.ready_error = err or UNAVAILABLE
+end
+
+function FakeDB:now() return self.clock.now end
+
+local function ts(t) return date("!%Y-%m-%dT%H:%M:%SZ", t) end
+
+function FakeDB:count(name)
+  local n = 0
+  for _, call in ipairs(self.calls) do
+    if call.name == name then n = n + 1 end
+  end
+  return n
+end
+
+local function take_failure(self, name)
+  for _, key in ipairs({name, "*"}) do
+    local f = self.failures[key]
+    if f and f.times > 0 then
+      f.times = f.times - 1
+      return f.err
+    end
+  end
+end
+
+function FakeDB:query(sql, ...)
+  if type(sql) ~= "string" then error("bad argument #1 to 'query' (string expected)", 2) end
+  local name = self.names and self.names[sql]
+  if not name then error("fake db: no fake for this statement (is it in lib/store.lua's SQL?): " .. sql, 2) end
+  local args = {n = select("#", ...), ...}
+  for i = 1, args.n do
+    local t = type(args[i])
+    if not (t == "string" or t == "number" or t == "boolean" or args[i] == null) then
+      error(format("fake db: %s: parameter $%d is a %s", name, i, t), 2)
+    end
+  end
+  self.calls[#self.calls + 1] = {name = name, args = args}
+  local err = take_failure(self, name)
+  if err then return nil, err end
+  local impl = FakeDB.statements[name]
+  if not impl then error("fake db: statement '" .. name .. "' has no in-memory version", 2) end
+  return impl(self, self.state, unpack(args, 1, args.n))
+end
+
+function FakeDB:transaction(fn)
+  local saved = deep_copy(self.state)
+  self.in_transaction = (self.in_transaction or 0) + 1
+  local fake = self
+  local tx = {query = function(sql, ...) return fake:query(sql, ...) end}
+  local results = {pcall(fn, tx)}
+  self.in_transaction = self.in_transaction - 1
+  if not results[1] then
+    self.state = saved
+    error(results[2], 0)
+  end
+  if results[2] == nil and results[3] ~= nil then
+    self.state = saved
+    return nil, results[3]
+  end
+  local err = take_failure(self, "COMMIT")
+  if err then
+    self.state = saved
+    return nil, err
+  end
+  return unpack(results, 2, #results)
+end
+
+-- ---- rows ------------------------------------------------------------------
+
+local function admin_out(a)
+  return {id = a.id, email = a.email, name = a.name, confirmed = a.confirmed,
+          created_at = ts(a.created_at), updated_at = ts(a.updated_at)}
+end
+
+local function user_out(u)
+  return {id = u.id, email = u.email, name = nullable(u.name), active = u.active,
+          created_by = nullable(u.created_by), created_at = ts(u.created_at), updated_at = ts(u.updated_at)}
+end
+
+local function find_by(list, key, value)
+  for i, row in ipairs(list) do
+    if row[key] == value then return row, i end
+  end
+end
+
+local function email_taken(list, email, except_id)
+  for _, row in ipairs(list) do
+    if lower(row.email) == lower(email) and row.id ~= except_id then return true end
+  end
+end
+
+local function name_taken(list, name, except_id)
+  for _, row in ipairs(list) do
+    if lower(row.name) == lower(name) and row.id ~= except_id then return true end
+  end
+end
+
+local function page(list, after, limit, pattern, out)
+  local matched = {}
+  for _, row in ipairs(list) do
+    if row.id > tonumber(after) and (contains(row.email, pattern) or contains(row.name, pattern)) then
+      matched[#matched + 1] = row
+    end
+  end
+  sort(matched, function(a, b) return a.id < b.id end)
+  local result = {}
+  for i = 1, math.min(#matched, tonumber(limit)) do result[i] = out(matched[i]) end
+  return rows(result)
+end
+
+local function live_session(self, s)
+  return s and s.revoked_at == nil and s.expires_at > self:now()
+end
+
+-- ---- statements, by the names of lib/store.lua ------------------------------
+
+local S = {}
+FakeDB.statements = S
+
+function S.create_admin(self, st, email, name, hash)
+  email = lower(email)
+  if email_taken(st.admins, email) then return unique_violation("admins_email_key") end
+  if name_taken(st.admins, name) then return unique_violation("admins_name_key") end
+  st.seq.admins = st.seq.admins + 1
+  local a = {id = st.seq.admins, email = email, name = name, password_hash = hash, confirmed = false,
+             created_at = self:now(), updated_at = self:now()}
+  st.admins[#st.admins + 1] = a
+  return rows({admin_out(a)})
+end
+
+function S.admin_by_id(_, st, id)
+  local a = find_by(st.admins, "id", tonumber(id))
+  return rows({a and admin_out(a)})
+end
+
+function S.admin_by_email(_, st, email)
+  local a = find_by(st.admins, "email", lower(email))
+  return rows({a and admin_out(a)})
+end
+
+function S.admin_login(_, st, email)
+  local a = find_by(st.admins, "email", lower(email))
+  if not a then return rows({}) end
+  local row = admin_out(a)
+  row.password_hash = a.password_hash
+  return rows({row})
+end
+
+function S.admin_password_hash(_, st, id)
+  local a = find_by(st.admins, "id", tonumber(id))
+  return rows({a and {password_hash = a.password_hash}})
+end
+
+function S.update_admin(self, st, id, name, email, hash)
+  local a = find_by(st.admins, "id", tonumber(id))
+  if not a then return rows({}) end
+  if not is_null(email) and email_taken(st.admins, email, a.id) then return unique_violation("admins_email_key") end
+  if not is_null(name) and name_taken(st.admins, name, a.id) then return unique_violation("admins_name_key") end
+  if not is_null(name) then a.name = name end
+  if not is_null(email) then
+    if lower(email) ~= a.email then a.confirmed = false end
+    a.email = lower(email)
+  end
+  if not is_null(hash) then a.password_hash = hash end
+  a.updated_at = self:now()
+  return rows({admin_out(a)})
+end
+
+function S.rehash_password(_, st, id, old, new)
+  local a = find_by(st.admins, "id", tonumber(id))
+  if a and a.password_hash == old then
+    a.password_hash = new
+    return rows({}, 1)
+  end
+  return rows({}, 0)
+end
+
+function S.reset_password(self, st, id, hash, email)
+  local a = find_by(st.admins, "id", tonumber(id))
+  if not a then return rows({}) end
+  a.password_hash = hash
+  a.confirmed = a.confirmed or a.email == lower(email)
+  a.updated_at = self:now()
+  return rows({{id = a.id}})
+end
+
+function S.delete_admin(_, st, id)
+  id = tonumber(id)
+  local a, i = find_by(st.admins, "id", id)
+  if not a then return rows({}) end
+  table.remove(st.admins, i)
+  local keep = {}
+  for _, s in ipairs(st.sessions) do if s.admin_id ~= id then keep[#keep + 1] = s end end
+  st.sessions = keep
+  keep = {}
+  for _, t in ipairs(st.tokens) do if t.admin_id ~= id then keep[#keep + 1] = t end end
+  st.tokens = keep
+  for _, u in ipairs(st.users) do if u.created_by == id then u.created_by = nil end end
+  return rows({{id = id}})
+end
+
+function S.list_admins(_, st, after, limit, pattern)
+  return page(st.admins, after, limit, pattern, admin_out)
+end
+
+function S.create_token(self, st, kind, hash, admin_id, email, ttl)
+  if kind ~= "confirm" and kind ~= "reset" then
+    return nil, {code = "query", sqlstate = "23514", constraint = "one_time_tokens_kind_check", message = "check violation"}
+  end
+  if find_by(st.tokens, "token_hash", hash) then return unique_violation("one_time_tokens_token_hash_key") end
+  st.seq.tokens = st.seq.tokens + 1
+  st.tokens[#st.tokens + 1] = {id = st.seq.tokens, kind = kind, token_hash = hash, admin_id = tonumber(admin_id),
+                               email = lower(email), created_at = self:now(), expires_at = self:now() + ttl}
+  return rows({}, 1)
+end
+
+function S.drop_unused_tokens(_, st, admin_id, kind)
+  local keep, n = {}, 0
+  for _, t in ipairs(st.tokens) do
+    if t.admin_id == tonumber(admin_id) and t.used_at == nil and (is_null(kind) or t.kind == kind) then
+      n = n + 1
+    else
+      keep[#keep + 1] = t
+    end
+  end
+  st.tokens = keep
+  return rows({}, n)
+end
+
+local function usable_token(self, st, hash, kind)
+  local t = find_by(st.tokens, "token_hash", hash)
+  if t and t.kind == kind and t.used_at == nil and t.expires_at > self:now() then return t end
+end
+
+function S.confirm_admin(self, st, hash)
+  local t = usable_token(self, st, hash, "confirm")
+  if not t then return rows({}) end
+  t.used_at = self:now()
+  local a = find_by(st.admins, "id", t.admin_id)
+  if not a or a.email ~= t.email then return rows({}) end
+  if not a.confirmed then a.updated_at = self:now() end
+  a.confirmed = true
+  return rows({admin_out(a)})
+end
+
+function S.peek_reset_token(self, st, hash)
+  local t = usable_token(self, st, hash, "reset")
+  local a = t and find_by(st.admins, "id", t.admin_id)
+  if not a or a.email ~= t.email then return rows({}) end
+  return rows({{admin_id = a.id, email = a.email, name = a.name}})
+end
+
+function S.use_reset_token(self, st, hash)
+  local t = usable_token(self, st, hash, "reset")
+  if not t then return rows({}) end
+  t.used_at = self:now()
+  return rows({{admin_id = t.admin_id, email = t.email}})
+end
+
+function S.create_session(self, st, admin_id, jti, ttl)
+  if not find_by(st.admins, "id", tonumber(admin_id)) then
+    return nil, {code = "query", sqlstate = "23503", constraint = "sessions_admin_id_fkey", message = "foreign key violation"}
+  end
+  st.seq.sessions = st.seq.sessions + 1
+  local s = {id = st.seq.sessions, admin_id = tonumber(admin_id), refresh_jti = jti, created_at = self:now(),
+             last_used_at = self:now(), expires_at = self:now() + ttl}
+  st.sessions[#st.sessions + 1] = s
+  return rows({{id = s.id}})
+end
+
+function S.session_admin(self, st, sid, admin_id)
+  local s = find_by(st.sessions, "id", tonumber(sid))
+  if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) then return rows({}) end
+  local a = find_by(st.admins, "id", s.admin_id)
+  return rows({a and admin_out(a)})
+end
+
+function S.rotate_session(self, st, sid, admin_id, old, new, ttl)
+  local s = find_by(st.sessions, "id", tonumber(sid))
+  if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) or s.refresh_jti ~= old then
+    return rows({})
+  end
+  s.refresh_jti, s.last_used_at, s.expires_at = new, self:now(), self:now() + ttl
+  local a = find_by(st.admins, "id", s.admin_id)
+  return rows({a and admin_out(a)})
+end
+
+function S.revoke_session(self, st, sid)
+  local s = find_by(st.sessions, "id", tonumber(sid))
+  if not s or s.revoked_at ~= nil then return rows({}) end
+  s.revoked_at = self:now()
+  return rows({{id = s.id}})
+end
+
+function S.revoke_sessions(self, st, admin_id, except)
+  local n = 0
+  for _, s in ipairs(st.sessions) do
+    if s.admin_id == tonumber(admin_id) and s.revoked_at == nil and (is_null(except) or s.id ~= tonumber(except)) then
+      s.revoked_at = self:now()
+      n = n + 1
+    end
+  end
+  return rows({}, n)
+end
+
+local function rate_key(kind, key) return kind .. "\0" .. key end
+
+function S.rate_hit(self, st, kind, key, window)
+  local now = self:now()
+  local r = st.rates[rate_key(kind, key)]
+  if not r then
+    r = {kind = kind, key = key, window_start = now, count = 1}
+    st.rates[rate_key(kind, key)] = r
+  elseif r.window_start <= now - window then
+    r.window_start, r.count = now, 1
+  else
+    r.count = r.count + 1
+  end
+  return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
+end
+
+function S.rate_count(self, st, kind, key, window)
+  local now = self:now()
+  local r = st.rates[rate_key(kind, key)]
+  if not r or r.window_start <= now - window then return rows({}) end
+  return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
+end
+
+function S.rate_clear(_, st, kind, key)
+  local had = st.rates[rate_key(kind, key)] ~= nil
+  st.rates[rate_key(kind, key)] = nil
+  return rows({}, had and 1 or 0)
+end
+
+function S.create_user(self, st, email, name, active, created_by)
+  email = lower(email)
+  if email_taken(st.users, email) then return unique_violation("users_email_key") end
+  st.seq.users = st.seq.users + 1
+  local u = {id = st.seq.users, email = email, name = not is_null(name) and name or nil, active = active,
+             created_by = tonumber(created_by), created_at = self:now(), updated_at = self:now()}
+  st.users[#st.users + 1] = u
+  return rows({user_out(u)})
+end
+
+function S.user_by_id(_, st, id)
+  local u = find_by(st.users, "id", tonumber(id))
+  return rows({u and user_out(u)})
+end
+
+function S.update_user(self, st, id, email, set_name, name, active)
+  local u = find_by(st.users, "id", tonumber(id))
+  if not u then return rows({}) end
+  if not is_null(email) and email_taken(st.users, email, u.id) then return unique_violation("users_email_key") end
+  if not is_null(email) then u.email = lower(email) end
+  if set_name then u.name = not is_null(name) and name or nil end
+  if not is_null(active) then u.active = active end
+  u.updated_at = self:now()
+  return rows({user_out(u)})
+end
+
+function S.delete_user(_, st, id)
+  local u, i = find_by(st.users, "id", tonumber(id))
+  if not u then return rows({}) end
+  table.remove(st.users, i)
+  return rows({user_out(u)})
+end
+
+function S.list_users(_, st, after, limit, pattern)
+  return page(st.users, after, limit, pattern, user_out)
+end
+
+return FakeDB
