@@ -23,8 +23,10 @@
 
 #include <netinet/in.h>
 
+#include "jwt.h"
 #include "log.h"
 #include "migrate.h"
+#include "password.h"
 #include "vm.h"
 #include "worker.h"
 
@@ -242,13 +244,26 @@ static int check_scripts(const struct config *cfg)
     return 0;
 }
 
+/* Settings that would make every worker fail are refused before forking. */
+static int check_settings(void)
+{
+    char err[256];
+    if (host_jwt_check_config(err, sizeof err) != 0 || host_password_check_config(err, sizeof err) != 0) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "configuration refused; not starting");
+        host_log_str(line, "error", err);
+        host_log_end(line);
+        return -1;
+    }
+    return 0;
+}
+
 int host_supervisor_run(const struct config *cfg)
 {
     struct master m = {.cfg = cfg, .listen_fd = -1, .signal_fd = -1};
     sigset_t mask;
     int status = 1;
 
-    if (check_scripts(cfg) != 0) return 1;
+    if (check_settings() != 0 || check_scripts(cfg) != 0) return 1;
     if (cfg->migrate_on_start && host_migrate(cfg, 30) != 0) return 1;
 
     sigemptyset(&mask);

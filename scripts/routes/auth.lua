@@ -24,14 +24,38 @@ local MSG = {
   password_wrong = "is not correct",
   unavailable_page = "The service is temporarily unavailable. Try again in a moment.",
   not_found = "no such admin",
+  busy = "the service is busy; try again in a moment",
 }
 
 -- ---- helpers --------------------------------------------------------------
 
+-- host.password answers nil, "busy" when its queue is full: a 503 the
+-- client may retry; any other failure is unexpected (raised: 500).
+local function password_failure(err)
+  if err == "busy" then
+    log.warn("password hashing queue full")
+    return http.error("unavailable", MSG.busy, nil, {["Retry-After"] = "1"})
+  end
+  error("password hashing failed: " .. tostring(err))
+end
+
+-- The argon2id hash of pw, or nil and a 503.
 local function hash_password(pw)
   local hash, err = password.hash(pw)
-  if not hash then error("password hashing failed: " .. tostring(err)) end
+  if not hash then return nil, password_failure(err) end
   return hash
+end
+
+-- true/false, or nil and a 503 (hash nil: the dummy work for unknown emails).
+local function verify_password(hash, pw)
+  local ok, err
+  if hash then
+    ok, err = password.verify(hash, pw)
+  else
+    ok, err = password.verify_dummy(pw)
+  end
+  if ok == nil then return nil, password_failure(err) end
+  return ok
 end
 
 -- Creates a one-time token of `kind` for the admin (in store or transaction
@@ -67,7 +91,9 @@ local function register(req)
   if not body then return err end
   local input, fields = validate.register(body)
   if not input then return validation_failed(fields) end
-  local hash = hash_password(input.password)
+  local hash
+  hash, err = hash_password(input.password)
+  if not hash then return err end
   local token
   local admin
   admin, err = store:transaction(function(tx)
@@ -143,13 +169,10 @@ local function login(req)
   local found
   found, err = store:admin_login(input.email)
   if err then return err end
+  -- An unknown email costs the same argon2id work, so timing tells nothing.
   local verified
-  if found then
-    verified = password.verify(found.password_hash, input.password)
-  else
-    password.verify_dummy(input.password) -- the same work, so timing tells nothing
-    verified = false
-  end
+  verified, err = verify_password(found and found.password_hash, input.password)
+  if verified == nil then return err end
   if not verified then
     ok, err = limits.login_failed(input.email)
     if not ok then return err end
@@ -258,7 +281,9 @@ local function reset_password(req)
   fields = validate.password_differs(nil, input.password, owner.email, owner.name)
   if fields then return validation_failed(fields) end
 
-  local hash = hash_password(input.password)
+  local hash
+  hash, err = hash_password(input.password)
+  if not hash then return err end
   local used
   used, err = store:transaction(function(tx)
     local t, e = tx:use_reset_token(token_hash)
@@ -297,7 +322,11 @@ local function check_current_password(current, given)
   local hash
   hash, err = store:password_hash(validate.id(current.id))
   if err then return nil, err end
-  if hash and password.verify(hash, given) then return true end
+  if not hash then return nil, http.error("not_found", MSG.not_found) end
+  local verified
+  verified, err = verify_password(hash, given)
+  if verified == nil then return nil, err end
+  if verified then return true end
   ok, err = limits.login_failed(current.email)
   if not ok then return nil, err end
   return nil, validation_failed({current_password = MSG.password_wrong})
@@ -316,7 +345,10 @@ local function update_me(req)
     if not ok then return err end
   end
   local changes = {name = input.name, email = input.email}
-  if input.password then changes.password_hash = hash_password(input.password) end
+  if input.password then
+    changes.password_hash, err = hash_password(input.password)
+    if not changes.password_hash then return err end
+  end
   if not (changes.name or changes.email or changes.password_hash) then
     return http.ok({admin = views.admin(current)})
   end

@@ -343,6 +343,15 @@ describe("auth routes", function()
       k.db:fail("*", nil, math.huge)
       assert.status(503, login("ada@example.com"))
     end)
+
+    it("returns 503 with Retry-After when the hashing queue is full, and counts no failure", function()
+      k:seed_admin({email = "ada@example.com"})
+      k.password.busy = true
+      local res = login("ada@example.com")
+      assert.status(503, res)
+      assert.equal("1", res:header("Retry-After"))
+      assert.is_nil(k.db.state.rates["login_failure\0ada@example.com"])
+    end)
   end)
 
   describe("POST /auth/refresh", function()

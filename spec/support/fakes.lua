@@ -3,7 +3,8 @@
 --
 --   fakes.jwt(clock)      sign/verify; tokens expire on the kit's clock
 --   fakes.password()      hash "$fake$v2$<pw>", verify, verify_dummy (counted),
---                         needs_rehash (true for "$fake$v1$" hashes)
+--                         needs_rehash (true for "$fake$v1$" hashes); .busy
+--                         = true makes them answer nil, "busy"
 --   fakes.crypto()        pure-Lua SHA-256, HMAC, base64url, random tokens
 --   fakes.mail()          .sent (every message), :fail(err) to refuse sends
 --   fakes.log()           .lines ({level, msg, fields}), :text() to grep
@@ -214,21 +215,24 @@ end
 
 function fakes.password()
   local CURRENT, OLD = "$fake$v2$", "$fake$v1$"
-  local password = {hashed = 0, verified = 0, dummies = 0, failing = nil}
+  -- busy = true: every hashing call answers nil, "busy" (a full queue).
+  local password = {hashed = 0, verified = 0, dummies = 0, busy = false}
   function password.hash(pw)
     check_type("hash", 1, pw, "string")
-    if password.failing then return nil, password.failing end
+    if password.busy then return nil, "busy" end
     password.hashed = password.hashed + 1
     return CURRENT .. pw
   end
   function password.verify(hash, pw)
     check_type("verify", 1, hash, "string")
     check_type("verify", 2, pw, "string")
+    if password.busy then return nil, "busy" end
     password.verified = password.verified + 1
     return hash == CURRENT .. pw or hash == OLD .. pw
   end
   function password.verify_dummy(pw)
     check_type("verify_dummy", 1, pw, "string")
+    if password.busy then return nil, "busy" end
     password.dummies = password.dummies + 1
     return false
   end

@@ -35,7 +35,9 @@
 --   host.info      fakes.info
 -- opts.env: environment variables for lib/config.lua (defaults below).
 -- opts.real: {crypto = true, jwt = true, password = true}: the real binding
--- from build/lua/host.so (it must exist; jwt needs JWT_SECRET exported).
+-- from build/lua/host.so instead of the fake (the real jwt is opened with the
+-- kit's JWT_SECRET and the real password with cheap argon2 parameters; the
+-- real jwt runs on the real clock, so k:advance does not expire its tokens).
 --
 -- Responses: {status, headers, body (the wire string), json (decoded, or
 -- nil), raw (what the script returned), error (traceback of a script error,
@@ -65,11 +67,39 @@ local function is_script_module(name)
       or match(name, "^host%.")
 end
 
+-- The environment the real bindings read when they are opened: JWT_SECRET
+-- for host.jwt (when the process has none), and cheap argon2 parameters for
+-- host.password (restored once the module is open, since they are read then).
+local ffi = require "ffi"
+ffi.cdef [[
+int setenv(const char *name, const char *value, int overwrite);
+int unsetenv(const char *name);
+]]
+
+local function with_env(vars, fn)
+  local saved = {}
+  for name, value in pairs(vars) do
+    saved[name] = os.getenv(name) or false
+    ffi.C.setenv(name, value, 1)
+  end
+  local ok, result = pcall(fn)
+  for name, value in pairs(saved) do
+    if value then ffi.C.setenv(name, value, 1) else ffi.C.unsetenv(name) end
+  end
+  if not ok then error(result, 0) end
+  return result
+end
+
+local REAL_ENV = {
+  ["host.jwt"] = {JWT_SECRET = kit.DEFAULT_ENV.JWT_SECRET},
+  ["host.password"] = {MOONKEEP_INSECURE_FAST_HASH = "1", ARGON2_OPSLIMIT = "1", ARGON2_MEMLIMIT_KIB = "8"},
+}
+
 local real_cache = {}
 local function real(name)
   if real_cache[name] == nil then
     package.loaded[name] = nil
-    local ok, mod = pcall(require, name)
+    local ok, mod = pcall(with_env, REAL_ENV[name] or {}, function() return require(name) end)
     if not ok then
       error(format("kit: the real %s is not available (build build/lua/host.so first): %s", name, tostring(mod)), 3)
     end
@@ -257,7 +287,8 @@ function Kit:seed_admin(fields)
     id = st.seq.admins,
     email = lower(fields.email or format("admin%d@example.com", admins_made)),
     name = fields.name or format("admin%d", admins_made),
-    password_hash = self.password.stored(fields.password or kit.PASSWORD, fields.old_hash),
+    password_hash = self.password.stored and self.password.stored(fields.password or kit.PASSWORD, fields.old_hash)
+      or assert(self.password.hash(fields.password or kit.PASSWORD)),
     confirmed = fields.confirmed ~= false,
     created_at = self.clock.now,
     updated_at = self.clock.now,

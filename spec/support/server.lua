@@ -38,21 +38,27 @@ function server.start(opts)
   local port = opts.port or free_port()
   local log_path = os.tmpname()
   local bin = opts.bin or os.getenv("MOONKEEP_BIN") or "build/moonkeep"
+  local outbox = os.tmpname()
+  os.remove(outbox)
   local env = {
     PORT = tostring(port), HOST = "127.0.0.1", WORKERS = tostring(opts.workers or 1),
     SCRIPTS_DIR = opts.scripts or "scripts", LOG_LEVEL = "debug",
+    JWT_SECRET = os.getenv("JWT_SECRET") or "spec-secret-spec-secret-spec-secret-0123456789",
+    OUTBOX_DIR = outbox, PUBLIC_URL = ("http://127.0.0.1:%d"):format(port),
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local pid = assert(unistd.fork())
   if pid == 0 then
-    for k, v in pairs(env) do stdlib.setenv(k, v == false and nil or tostring(v)) end
+    for k, v in pairs(env) do
+      if v == false then stdlib.setenv(k, nil) else stdlib.setenv(k, tostring(v)) end
+    end
     local fd = fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
     unistd.dup2(fd, 1)
     unistd.dup2(fd, 2)
     unistd.execp(bin, {"serve"})
     os.exit(127)
   end
-  local self = setmetatable({pid = pid, port = port, log_path = log_path, env = env}, Server)
+  local self = setmetatable({pid = pid, port = port, log_path = log_path, env = env, outbox = outbox}, Server)
   if opts.wait ~= false then assert(self:wait_ready(opts.wait or 20), "server did not start:\n" .. self:log_text()) end
   return self
 end
