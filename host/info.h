@@ -4,7 +4,7 @@
 
 #include <lua.h>
 
-/* Pushes host.info; upvalue 1 (optional) is the generation id. */
+/* Pushes host.info; upvalues 1 and 2 (optional): generation id, digest. */
 int host_info_open(lua_State *L);
 
 #endif

@@ -1,4 +1,6 @@
 /* main.c — the command line: serve (default), migrate, check, version. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,15 +19,36 @@ static const char usage[] =
     "  serve     run the HTTP server: master + workers (the default)\n"
     "  migrate   apply pending database migrations and exit\n"
     "  check     load the scripts and run their self-check; exit 1 on error\n"
+    "  reload    ask the running server (PID_FILE) to reload its scripts\n"
     "  version   print the version and commit\n"
     "  help      this text\n"
     "\n"
     "Configuration comes from the environment; see README.md.\n";
 
+/* SIGHUP to the master named by PID_FILE (default var/moonkeep.pid). */
+static int run_reload(void)
+{
+    const char *path = config_env_str("PID_FILE", "var/moonkeep.pid");
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "moonkeep: no server pid in %s (set PID_FILE)\n", path);
+        if (f) fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        fprintf(stderr, "moonkeep: cannot signal %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    printf("reload requested from moonkeep %ld\n", pid);
+    return 0;
+}
+
 static int run_check(const struct config *cfg)
 {
     char err[1024];
-    struct generation *gen = host_generation_load(cfg->scripts_dir, err, sizeof err);
+    struct generation *gen = host_generation_load(cfg->scripts_dir, 0, NULL, err, sizeof err);
     if (gen == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -49,6 +72,7 @@ int main(int argc, char **argv)
         printf("moonkeep %s (%s)\n", MOONKEEP_VERSION, MOONKEEP_COMMIT);
         return 0;
     }
+    if (!strcmp(command, "reload")) return run_reload();
     if (argc > 2 || (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "check"))) {
         fputs(usage, stderr);
         return 2;

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -27,13 +30,14 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
-#include "vm.h"
+#include "snapshot.h"
 #include "worker.h"
 
 #define FAST_DEATH_S 5.0
 #define BACKOFF_MIN_S 0.1
 #define BACKOFF_MAX_S 10.0
 #define KILL_MARGIN_S 5.0
+#define RELOAD_DEBOUNCE_S 0.15
 
 struct slot {
     pid_t pid;          /* 0 when not running */
@@ -51,6 +55,8 @@ struct master {
     int draining;
     double kill_at;
     int failed;         /* a worker exited badly during the drain */
+    int watch_fd;       /* inotify on SCRIPTS_DIR, -1 when unavailable */
+    double reload_at;   /* debounced reload after file changes; 0 = none */
 };
 
 static int bind_listener(const struct config *cfg)
@@ -97,6 +103,7 @@ static void spawn(struct master *m, struct slot *s)
     }
     if (pid == 0) {
         close(m->signal_fd);
+        if (m->watch_fd >= 0) close(m->watch_fd);
         sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
         host_log_init(m->cfg->log_level, "worker");
         /* exit, not _exit: the sanitizer build checks the worker for leaks */
@@ -207,9 +214,59 @@ static int next_timeout_ms(const struct master *m)
     } else {
         for (int i = 0; i < m->cfg->workers; i++)
             if (m->slots[i].pid == 0 && m->slots[i].restart_at < next) next = m->slots[i].restart_at;
+        if (m->reload_at > 0 && m->reload_at < next) next = m->reload_at;
     }
     double ms = (next - now) * 1000.0;
     return ms < 0 ? 0 : (int)ms + 1;
+}
+
+/* Snapshots the scripts; workers are told only when a checked snapshot
+ * was published. */
+static void reload(struct master *m)
+{
+    m->reload_at = 0;
+    if (m->draining) return;
+    if (host_snapshot_refresh(m->cfg) == 1) signal_workers(m, SIGHUP);
+}
+
+/* ---- watching SCRIPTS_DIR ----------------------------------------------- */
+
+static int watch_fd_for_walk; /* nftw has no user pointer */
+
+static int add_watch_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_D)
+        inotify_add_watch(watch_fd_for_walk, path,
+            IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB);
+    return 0;
+}
+
+/* (Re)adds a watch on every folder of the tree; inotify is not recursive,
+ * and a folder created later needs its own. Adding twice is harmless. */
+static void watch_tree(struct master *m)
+{
+    if (m->watch_fd < 0) return;
+    watch_fd_for_walk = m->watch_fd;
+    nftw(m->cfg->scripts_dir, add_watch_cb, 16, FTW_PHYS);
+}
+
+static void handle_watch(struct master *m)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int changed = 0;
+    ssize_t n;
+    while ((n = read(m->watch_fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            if (ev->mask & IN_ISDIR) watch_tree(m);
+            changed = 1;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    /* Editors save in bursts (temp file, rename, chmod): wait for quiet. */
+    if (changed) m->reload_at = host_now() + RELOAD_DEBOUNCE_S;
 }
 
 static void handle_signal(struct master *m)
@@ -222,7 +279,7 @@ static void handle_signal(struct master *m)
             break;
         case SIGHUP:
             host_log(LOG_INFO, "reload requested");
-            signal_workers(m, SIGHUP);
+            reload(m);
             break;
         default: /* SIGTERM, SIGINT */
             begin_drain(m);
@@ -230,18 +287,27 @@ static void handle_signal(struct master *m)
     }
 }
 
-static int check_scripts(const struct config *cfg)
+/* PID_FILE, when set, names the master for `moonkeep reload`. */
+static void write_pid_file(void)
 {
-    char err[1024];
-    struct generation *gen = host_generation_load(cfg->scripts_dir, err, sizeof err);
-    if (gen == NULL) {
-        struct log_line *line = host_log_begin(LOG_ERROR, "scripts do not load; not starting");
-        host_log_str(line, "error", err);
+    const char *path = config_env_str("PID_FILE", NULL);
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (path && f == NULL) {
+        struct log_line *line = host_log_begin(LOG_WARN, "cannot write PID_FILE");
+        host_log_str(line, "error", strerror(errno));
         host_log_end(line);
-        return -1;
+        return;
     }
-    host_generation_unref(gen);
-    return 0;
+    if (f) {
+        fprintf(f, "%ld\n", (long)getpid());
+        fclose(f);
+    }
+}
+
+static void remove_pid_file(void)
+{
+    const char *path = config_env_str("PID_FILE", NULL);
+    if (path) unlink(path);
 }
 
 /* Settings that would make every worker fail are refused before forking. */
@@ -259,11 +325,14 @@ static int check_settings(void)
 
 int host_supervisor_run(const struct config *cfg)
 {
-    struct master m = {.cfg = cfg, .listen_fd = -1, .signal_fd = -1};
+    struct master m = {.cfg = cfg, .listen_fd = -1, .signal_fd = -1, .watch_fd = -1};
     sigset_t mask;
     int status = 1;
 
-    if (check_settings() != 0 || check_scripts(cfg) != 0) return 1;
+    if (check_settings() != 0 || host_snapshot_init(cfg) != 0) {
+        host_snapshot_cleanup();
+        return 1;
+    }
     if (cfg->migrate_on_start && host_migrate(cfg, 30) != 0) return 1;
 
     sigemptyset(&mask);
@@ -276,6 +345,10 @@ int host_supervisor_run(const struct config *cfg)
     m.slots = calloc((size_t)cfg->workers, sizeof *m.slots);
     if (m.signal_fd < 0 || m.slots == NULL) goto done;
     if ((m.listen_fd = bind_listener(cfg)) < 0) goto done;
+    m.watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (m.watch_fd < 0) host_log(LOG_WARN, "inotify unavailable: scripts reload on SIGHUP only");
+    watch_tree(&m);
+    write_pid_file();
 
     struct log_line *line = host_log_begin(LOG_INFO, "listening");
     host_log_str(line, "host", cfg->host);
@@ -285,11 +358,13 @@ int host_supervisor_run(const struct config *cfg)
     for (int i = 0; i < cfg->workers; i++) spawn(&m, &m.slots[i]);
 
     for (;;) {
-        struct pollfd pfd = {.fd = m.signal_fd, .events = POLLIN};
-        int n = poll(&pfd, 1, next_timeout_ms(&m));
+        struct pollfd pfd[2] = {{.fd = m.signal_fd, .events = POLLIN}, {.fd = m.watch_fd, .events = POLLIN}};
+        int n = poll(pfd, m.watch_fd >= 0 ? 2 : 1, next_timeout_ms(&m));
         if (n < 0 && errno != EINTR) break;
-        if (n > 0) handle_signal(&m);
+        if (n > 0 && (pfd[0].revents & POLLIN)) handle_signal(&m);
+        if (n > 0 && m.watch_fd >= 0 && (pfd[1].revents & POLLIN)) handle_watch(&m);
         double now = host_now();
+        if (m.reload_at > 0 && now >= m.reload_at) reload(&m);
         if (m.draining) {
             if (workers_alive(&m) == 0) {
                 status = m.failed ? 1 : 0;
@@ -311,6 +386,9 @@ int host_supervisor_run(const struct config *cfg)
 done:
     if (m.listen_fd >= 0) close(m.listen_fd);
     if (m.signal_fd >= 0) close(m.signal_fd);
+    if (m.watch_fd >= 0) close(m.watch_fd);
     free(m.slots);
+    host_snapshot_cleanup();
+    remove_pid_file();
     return status;
 }

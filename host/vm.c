@@ -13,8 +13,6 @@
 #include "info.h"
 #include "log.h"
 
-static unsigned long next_generation_id = 1;
-
 static int traceback_handler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -36,7 +34,7 @@ int host_vm_pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen)
     return rc;
 }
 
-static void register_preloads(lua_State *L, unsigned long generation_id)
+static void register_preloads(lua_State *L, const struct generation *gen)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
@@ -45,8 +43,9 @@ static void register_preloads(lua_State *L, unsigned long generation_id)
     lua_setfield(L, -2, "host." #id);
 #include "modules.h"
 #undef HOST_MODULE
-    lua_pushinteger(L, (lua_Integer)generation_id);
-    lua_pushcclosure(L, host_info_open, 1);
+    lua_pushinteger(L, (lua_Integer)gen->id);
+    lua_pushstring(L, gen->digest);
+    lua_pushcclosure(L, host_info_open, 2);
     lua_setfield(L, -2, "host.info");
     lua_pop(L, 2);
 }
@@ -67,7 +66,8 @@ static void drop_traceback(char *s)
     if (tb) *tb = '\0';
 }
 
-struct generation *host_generation_load(const char *scripts_dir, char *err, size_t errlen)
+struct generation *host_generation_load(const char *scripts_dir, unsigned long id, const char *digest,
+                                        char *err, size_t errlen)
 {
     struct generation *gen = calloc(1, sizeof *gen);
     lua_State *L = luaL_newstate();
@@ -75,10 +75,11 @@ struct generation *host_generation_load(const char *scripts_dir, char *err, size
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    gen->id = next_generation_id++;
+    gen->id = id;
+    snprintf(gen->digest, sizeof gen->digest, "%s", digest ? digest : "");
     luaL_openlibs(L);
     set_package_path(L, scripts_dir);
-    register_preloads(L, gen->id);
+    register_preloads(L, gen);
 
     lua_getglobal(L, "require");
     lua_pushliteral(L, "app");

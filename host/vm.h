@@ -11,14 +11,17 @@ struct generation {
     lua_State *L;
     int handle_ref;        /* registry reference of app.handle */
     unsigned refs;         /* the worker's "current" pointer + live tasks */
-    unsigned long id;      /* 1, 2, ... per process */
+    unsigned long id;      /* the snapshot's id (0 for `moonkeep check`) */
+    char digest[65];       /* the snapshot's SHA-256, "" when unknown */
 };
 
 /* Builds a generation from `scripts_dir`: a fresh VM, the host modules in
  * package.preload, `require "app"`, app.handle checked, app.self_check()
- * run when present. Returns it with one reference held by the caller, or
- * NULL with the first error (file:line: message) in err. */
-struct generation *host_generation_load(const char *scripts_dir, char *err, size_t errlen);
+ * run when present. `id` and `digest` (may be NULL) label it. Returns it
+ * with one reference held by the caller, or NULL with the first error
+ * (file:line: message) in err. */
+struct generation *host_generation_load(const char *scripts_dir, unsigned long id, const char *digest,
+                                        char *err, size_t errlen);
 
 void host_generation_ref(struct generation *gen);
 /* Drops a reference; the last one closes the VM and frees the generation. */

@@ -12,9 +12,10 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "log.h"
 #include "bindings.h"
+#include "log.h"
 #include "request.h"
+#include "snapshot.h"
 #include "vm.h"
 
 /* How long a draining worker waits after its last reply before it closes
@@ -32,23 +33,40 @@ double host_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Loads the snapshot the master published last. Returns the generation,
+ * or NULL after logging why. */
+static struct generation *load_current(struct worker *w)
+{
+    struct snapshot snap;
+    char err[2048];
+    if (host_snapshot_current(&snap) != 0) {
+        host_log(LOG_ERROR, "no published script snapshot");
+        return NULL;
+    }
+    if (w->current && w->current->id == snap.id) return NULL;
+    struct generation *gen = host_generation_load(snap.path, snap.id, snap.digest, err, sizeof err);
+    if (gen == NULL) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "worker cannot load the published scripts");
+        host_log_int(line, "generation", (int64_t)snap.id);
+        host_log_str(line, "error", err);
+        host_log_end(line);
+    }
+    return gen;
+}
+
 void host_worker_reload(struct worker *w)
 {
-    char err[1024];
-    struct generation *next = host_generation_load(w->cfg->scripts_dir, err, sizeof err);
-    if (next == NULL) {
-        struct log_line *line = host_log_begin(LOG_ERROR, "script reload refused; the old generation keeps serving");
-        host_log_str(line, "error", err);
-        host_log_int(line, "generation", (int64_t)w->current->id);
-        host_log_end(line);
-        return;
-    }
+    struct generation *next = load_current(w);
+    if (next == NULL) return;
     struct generation *old = w->current;
     w->current = next;
-    host_generation_unref(old);
     struct log_line *line = host_log_begin(LOG_INFO, "scripts reloaded");
     host_log_int(line, "generation", (int64_t)next->id);
+    host_log_str(line, "digest", next->digest);
+    /* requests still running on the old generation finish there */
+    host_log_int(line, "previous_generation_inflight", (int64_t)old->refs - 1);
     host_log_end(line);
+    host_generation_unref(old);
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -144,17 +162,11 @@ int host_worker_run(const struct config *cfg, int listen_fd)
 {
     static const int handled[3] = {SIGTERM, SIGINT, SIGHUP};
     struct worker w = {.cfg = cfg};
-    char err[1024];
     int status = 1;
 
     signal(SIGPIPE, SIG_IGN);
-    w.current = host_generation_load(cfg->scripts_dir, err, sizeof err);
-    if (w.current == NULL) {
-        struct log_line *line = host_log_begin(LOG_ERROR, "worker cannot load scripts");
-        host_log_str(line, "error", err);
-        host_log_end(line);
-        return 3;
-    }
+    w.current = load_current(&w);
+    if (w.current == NULL) return 3;
     w.base = event_base_new();
     if (w.base == NULL || start_services(w.base) != 0 || setup_http(&w, listen_fd) != 0) {
         host_log(LOG_ERROR, "worker cannot start its event loop or HTTP server");

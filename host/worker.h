@@ -29,7 +29,8 @@ struct worker {
  * master's bound socket. Returns the process exit status. */
 int host_worker_run(const struct config *cfg, int listen_fd);
 
-/* Loads a new generation and switches to it; keeps the old on error. */
+/* Switches to the snapshot the master published last, when it is not the
+ * current one; keeps the current generation when it does not load. */
 void host_worker_reload(struct worker *w);
 
 /* Monotonic clock in seconds. */

@@ -40,13 +40,13 @@ local function dispatch(req)
     return http.error("not_found")
   end
   req.params = params
-  if req.body and req.body ~= "" and not http.is_json_type(req.headers["content-type"]) then
-    return http.error("unsupported_media_type")
-  end
   if route.auth then
     local ctx, err = auth.authenticate(req)
     if not ctx then return err end
     req.auth = ctx
+  end
+  if req.body and req.body ~= "" and not http.is_json_type(req.headers["content-type"]) then
+    return http.error("unsupported_media_type")
   end
   return route[3](req, params)
 end

@@ -291,7 +291,9 @@ local LIST = {parameter("Limit"), parameter("Cursor"), parameter("Q")}
 local user_ops = {
   create = function(id) return op{
     id = id, tag = "users", auth = true, summary = "Create a user",
-    body = {"UserCreate"}, ok = ok_json("201", "Created.", "UserEnvelope"), errors = {"409"},
+    body = {"UserCreate"}, errors = {"409"},
+    ok = {"201", "Created.", json_body(schema("UserEnvelope")),
+          {Location = {schema = {type = "string", example = "/users/42"}, description = "The new user."}}},
   } end,
   show = function(id, p) return op{
     id = id, tag = "users", auth = true, summary = "Get a user", params = {parameter(p)},

@@ -20,6 +20,7 @@ export OUTBOX_DIR=${OUTBOX_DIR:-var/outbox}
 export PUBLIC_URL=${PUBLIC_URL:-http://localhost:${PORT:-5000}}
 echo "moonkeep: serving on http://${HOST:-0.0.0.0}:${PORT:-5000} (Ctrl-C stops it)" >&2
 # Not exec: the trap above stops the embedded database when the server ends.
+export PID_FILE=${PID_FILE:-var/moonkeep.pid}
 build/moonkeep serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' INT TERM

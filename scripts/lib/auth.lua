@@ -21,7 +21,7 @@ local store = require "lib.store"
 local validate = require "lib.validate"
 local views = require "lib.views"
 
-local type = type
+local type, select = type, select
 
 local auth = {}
 
@@ -123,11 +123,11 @@ end
 
 -- Ends the session `sid`, or every session of the admin when `all`.
 function auth.logout(ctx, all)
-  local ok, err
+  local err
   if all then
-    ok, err = store:revoke_sessions(ctx.admin_id)
+    err = select(2, store:revoke_sessions(ctx.admin_id))
   else
-    ok, err = store:revoke_session(ctx.sid)
+    err = select(2, store:revoke_session(ctx.sid))
   end
   if err then return nil, err end
   return true

@@ -188,7 +188,7 @@ end
 
 -- fn(tx) with tx a store whose statements run in one transaction. Returns
 -- fn's results, or nil and an error response.
-function Store:transaction(fn)
+function Store.transaction(_, fn)
   local results = {n = 0}
   local ok, err = db.transaction(function(tx)
     results = {n = 0}
@@ -203,7 +203,7 @@ function Store:transaction(fn)
 end
 
 -- true, or nil and an error response (503).
-function Store:ready()
+function Store.ready(_)
   local ok, err = db.ready()
   if ok then return true end
   log.warn("database not ready", {error = describe(err)})

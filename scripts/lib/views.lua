@@ -3,9 +3,17 @@
 -- cannot leak into a response by accident.
 local json = require "host.json"
 
-local ipairs = ipairs
+local ipairs, type, gsub = ipairs, type, string.gsub
 
 local views = {}
+
+-- API.md's timestamps: RFC 3339 in UTC to the second ("2026-12-01T13:45:00Z");
+-- the database gives microseconds, which no client needs.
+local function timestamp(ts)
+  if type(ts) ~= "string" then return ts end
+  return (gsub(ts, "%.%d+Z$", "Z"))
+end
+views.timestamp = timestamp
 
 -- Admin = {id, email, name, confirmed, created_at, updated_at}
 function views.admin(row)
@@ -14,8 +22,8 @@ function views.admin(row)
     email = row.email,
     name = row.name,
     confirmed = row.confirmed,
-    created_at = row.created_at,
-    updated_at = row.updated_at,
+    created_at = timestamp(row.created_at),
+    updated_at = timestamp(row.updated_at),
   }
 end
 
@@ -28,8 +36,8 @@ function views.user(row)
     name = row.name,
     active = row.active,
     created_by = row.created_by,
-    created_at = row.created_at,
-    updated_at = row.updated_at,
+    created_at = timestamp(row.created_at),
+    updated_at = timestamp(row.updated_at),
   }
 end
 

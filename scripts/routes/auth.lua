@@ -124,6 +124,8 @@ end
 
 -- GET /auth/confirm?token= -> 200 {admin} (or a page)
 local function confirm(req)
+  -- A HEAD (link checkers, previews) must not use up the link.
+  if req.method == "HEAD" then return http.ok() end
   local token = validate.token(req.query.token)
   if not token then return confirm_reply(req, http.error("invalid_token")) end
   local admin, err = store:confirm_admin(crypto.sha256(token))

@@ -156,6 +156,11 @@ describe("auth routes", function()
       assert.equal("invalid_token", res.json.error.code)
     end)
 
+    it("is not used up by a HEAD request (link checkers)", function()
+      k:request("HEAD", "/auth/confirm?token=" .. token)
+      assert.status(200, k:get("/auth/confirm?token=" .. token))
+    end)
+
     it("expires after CONFIRM_TOKEN_TTL_S", function()
       k:advance(86400)
       assert.status(400, k:get("/auth/confirm?token=" .. token))

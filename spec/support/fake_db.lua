@@ -136,6 +136,9 @@ function FakeDB:query(sql, ...)
   return impl(self, self.state, unpack(args, 1, args.n))
 end
 
+-- As docs/db.md: a truthy first result commits (a failed commit returns
+-- nil, err: fail("COMMIT")); nil, err or false rolls back; a raise rolls back
+-- and raises again.
 function FakeDB:transaction(fn)
   local saved = deep_copy(self.state)
   self.in_transaction = (self.in_transaction or 0) + 1
@@ -147,9 +150,9 @@ function FakeDB:transaction(fn)
     self.state = saved
     error(results[2], 0)
   end
-  if results[2] == nil and results[3] ~= nil then
+  if not results[2] then -- nil, err or false: ROLLBACK, and fn's results
     self.state = saved
-    return nil, results[3]
+    return results[2], results[3]
   end
   local err = take_failure(self, "COMMIT")
   if err then

@@ -14,8 +14,8 @@
 local bit = require "bit"
 local cjson = require "cjson.safe"
 
-local band, bor, bxor, bnot, rshift, lshift, ror, tobit, tohex =
-  bit.band, bit.bor, bit.bxor, bit.bnot, bit.rshift, bit.lshift, bit.ror, bit.tobit, bit.tohex
+local band, bor, bxor, bnot, rshift, lshift, ror, tobit =
+  bit.band, bit.bor, bit.bxor, bit.bnot, bit.rshift, bit.lshift, bit.ror, bit.tobit
 local byte, char, rep, sub, format, find, gsub = string.byte, string.char, string.rep, string.sub,
   string.format, string.find, string.gsub
 local concat, floor, random = table.concat, math.floor, math.random
@@ -205,7 +205,7 @@ function fakes.jwt(clock)
     local claims = cjson.decode(b64url_decode(p) or "")
     if type(claims) ~= "table" or claims.iss ~= ISS or type(claims.exp) ~= "number" then return nil, "invalid" end
     if typ ~= nil and claims.typ ~= typ then return nil, "invalid" end
-    if not (claims.exp > clock.now) then return nil, "expired" end
+    if claims.exp <= clock.now then return nil, "expired" end
     return claims
   end
   return jwt

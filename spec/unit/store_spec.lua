@@ -81,10 +81,31 @@ describe("store", function()
     assert.equal("secret-hash", login.password_hash)
   end)
 
+  it("has an in-memory version of every statement in the fake database", function()
+    local FakeDB = require "support.fake_db"
+    for name in pairs(store.SQL) do
+      assert.is_function(FakeDB.statements[name], "spec/support/fake_db.lua lacks " .. name)
+    end
+  end)
+
   it("names every statement it runs in store.SQL", function()
     for name, sql in pairs(store.SQL) do
       assert.is_string(name)
       assert.is_nil(sql:find("%*"), name .. " must list its columns")
     end
+  end)
+end)
+
+describe("views", function()
+  it("writes timestamps to the second, in UTC", function()
+    kit.new()
+    local views = require "lib.views"
+    assert.equal("2026-12-01T15:09:33Z", views.timestamp("2026-12-01T15:09:33.103857Z"))
+    assert.equal("2026-12-01T15:09:33Z", views.timestamp("2026-12-01T15:09:33Z"))
+    local user = views.user({id = 1, email = "u@example.com", name = "U", active = true, created_by = 2,
+                             created_at = "2026-12-01T15:09:33.1Z", updated_at = "2026-12-01T15:09:34.9Z",
+                             secret = "never shown"})
+    assert.same({id = 1, email = "u@example.com", name = "U", active = true, created_by = 2,
+                 created_at = "2026-12-01T15:09:33Z", updated_at = "2026-12-01T15:09:34Z"}, user)
   end)
 end)
