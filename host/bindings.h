@@ -10,5 +10,6 @@
 #include "jwt.h"
 #include "password.h"
 #include "mail.h"
+#include "transfer.h"
 
 #endif

@@ -4,13 +4,11 @@
  *   - the queue: every message accepted by mail.send and not yet delivered
  *     or given up, each a struct mail_msg holding only C data, so any
  *     script generation may send and the queue outlives them all;
- *   - in SMTP mode (MAIL_URL set), one curl multi handle driven by the
- *     worker's event_base (the hiperfifo pattern: curl says which sockets
- *     and which timeout to watch, libevent tells curl when they fire), the
- *     per-socket events curl asked for, and the list of every socket curl
- *     holds (so that shutdown can cut them);
+ *   - in SMTP mode (MAIL_URL set), up to MAIL_MAX_INFLIGHT curl easy
+ *     handles at a time, each running on the worker's transfer thread
+ *     (transfer.h) while its message is SENDING;
  *   - in outbox mode (no MAIL_URL), nothing more: each message becomes an
- *     .eml file in OUTBOX_DIR, written from a timer callback;
+ *     .eml file in OUTBOX_DIR, written from a timer callback on the loop;
  *   - the transport settings read from the environment at init.
  *
  * A message's life: send -> WAITING (its timer armed at 0 s) -> an attempt
@@ -20,12 +18,16 @@
  * MAIL_RETRY_MAX attempts). Shutdown gives what is left one last attempt
  * within MAIL_FLUSH_S, then logs the ids it drops.
  *
- * What blocks: libcurl 7.88's SMTP waits synchronously, inside curl, for
- * the reply to the end of the data ("250 queued") and to QUIT (a known
- * libcurl limitation, curl issue #8555): the worker's loop stalls for one
- * server reply per message, capped at MAIL_TIMEOUT_S through
- * CURLOPT_SERVER_RESPONSE_TIMEOUT. An outbox write is one small file
- * (no fsync). Everything else runs on the loop without blocking.
+ * Threads: everything here runs on the loop thread (building, the queue,
+ * timers, stats, logs, outbox writes) except the SMTP transfer itself,
+ * which runs on the transfer thread: libcurl 7.88's SMTP blocks while it
+ * waits for the reply to the end of data and to QUIT (curl issue #8555),
+ * and there it stalls only other transfers, never the loop. While a
+ * message is SENDING, the transfer thread owns its easy handle and reads
+ * msg->data, msg->len, msg->pos and msg->errbuf (smtp_read_cb, curl's error
+ * buffer); the loop touches none of these until smtp_done_cb hands the
+ * handle back. An outbox write is one small local file (no fsync) and stays
+ * on the loop.
  *
  * Message bodies carry tokens: they are never logged. MAIL_URL carries
  * credentials: only its scheme, host and port are logged. */
@@ -38,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,11 +53,11 @@
 #include "config.h"
 #include "log.h"
 #include "task.h"
+#include "transfer.h"
 #include "worker.h"
 
 #define MAIL_ID_BYTES 16                     /* 128 random bits, 32 hex digits */
 #define MAIL_MAX_INFLIGHT 4                  /* concurrent SMTP transfers per worker */
-#define MAIL_MAX_FDS 64                      /* sockets tracked for the shutdown cut */
 #define BACKOFF_FIRST_S 1.0
 #define BACKOFF_MAX_S 300.0
 #define ERR_PREFIX "invalid message: "
@@ -66,7 +67,7 @@ enum transport { TRANSPORT_OUTBOX, TRANSPORT_SMTP };
 enum msg_state {
     MSG_WAITING,    /* its timer is armed: first attempt or a retry */
     MSG_READY,      /* due, waiting for an SMTP slot (in mailer.ready) */
-    MSG_SENDING,    /* its easy handle is in the multi handle */
+    MSG_SENDING,    /* its easy handle is on the transfer thread */
     MSG_STOPPED,    /* shutdown: no further attempt; will be reported dropped */
 };
 
@@ -82,16 +83,11 @@ struct mail_msg {
     int attempts;                       /* started so far */
     enum msg_state state;
     struct event *timer;                /* next attempt; owned */
-    CURL *easy;                         /* owned while MSG_SENDING */
-    struct curl_slist *rcpt_list;       /* owned while MSG_SENDING */
+    CURL *easy;                         /* while MSG_SENDING; on the transfer thread */
+    struct curl_slist *rcpt_list;       /* while MSG_SENDING; read by the transfer thread */
     double attempt_started;             /* monotonic seconds */
+    int orphan;                         /* shutdown: out of the queue, freed by smtp_done_cb */
     char errbuf[CURL_ERROR_SIZE];
-};
-
-/* The context curl keeps for each socket it watches (curl_multi_assign). */
-struct mail_sock {
-    LIST_ENTRY(mail_sock) link;         /* in mailer.socks */
-    struct event *ev;                   /* owned */
 };
 
 struct mail_settings {
@@ -115,14 +111,9 @@ static struct {
     int curl_ready;         /* curl_global_init done: cleanup owed */
     int flushing;           /* inside host_mail_shutdown: no retries */
     struct event_base *base;    /* the worker's; not owned */
-    CURLM *multi;           /* SMTP mode only; owned */
-    struct event *multi_timer;  /* curl's timeout; owned */
     struct event *flush_timer;  /* shutdown deadline; owned while flushing */
     TAILQ_HEAD(, mail_msg) queue;
     TAILQ_HEAD(, mail_msg) ready;
-    LIST_HEAD(, mail_sock) socks;
-    curl_socket_t fds[MAIL_MAX_FDS]; /* every socket curl opened and has not closed */
-    unsigned nfds;
     unsigned long count;    /* messages in queue */
     unsigned inflight;      /* messages in MSG_SENDING */
     unsigned long sent;
@@ -497,8 +488,10 @@ static void outbox_attempt(struct mail_msg *msg)
     attempt_failed(msg, error, 0);
 }
 
-/* ---- SMTP over the curl multi handle ------------------------------------ */
+/* ---- SMTP on the transfer thread ---------------------------------------- */
 
+/* CURLOPT_READFUNCTION. Transfer thread: touches only data, len and pos,
+ * which the loop leaves alone while the message is SENDING. */
 static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
     struct mail_msg *msg = userp;
@@ -509,42 +502,46 @@ static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
-/* CURLOPT_SOCKOPTFUNCTION / CURLOPT_CLOSESOCKETFUNCTION: keep a list of
- * every socket curl holds (connecting, in use, or idle in its connection
- * cache), so that shutdown can cut them all. No clientp: curl keeps these
- * in its connections, which outlive the easy handle (and the message). */
-static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+/* Frees what one attempt made (the handle is back from the transfer
+ * thread, or was never handed over). */
+static void smtp_free_attempt(struct mail_msg *msg)
 {
-    (void)clientp;
-    (void)purpose;
-    if (mailer.nfds < MAIL_MAX_FDS) mailer.fds[mailer.nfds++] = fd;
-    return CURL_SOCKOPT_OK;
-}
-
-static int closesocket_cb(void *clientp, curl_socket_t fd)
-{
-    (void)clientp;
-    for (unsigned i = 0; i < mailer.nfds; i++) {
-        if (mailer.fds[i] != fd) continue;
-        mailer.fds[i] = mailer.fds[--mailer.nfds];
-        break;
-    }
-    return close(fd);
-}
-
-/* Takes msg's easy handle out of the multi handle and frees it. */
-static void smtp_end(struct mail_msg *msg)
-{
-    curl_multi_remove_handle(mailer.multi, msg->easy);
-    curl_easy_cleanup(msg->easy);
+    if (msg->easy) curl_easy_cleanup(msg->easy);
     curl_slist_free_all(msg->rcpt_list);
     msg->easy = NULL;
     msg->rcpt_list = NULL;
-    mailer.inflight--;
 }
 
-/* Starts one attempt. On a local failure (out of memory) the attempt is
- * counted as failed at once. */
+static void start_ready(void);
+
+/* host_transfer_done_fn: an attempt is over; the easy handle is ours again.
+ * Delivered, or failed and rescheduled. An orphan (its message was dropped
+ * by host_mail_shutdown while this transfer ran) is only freed: the mailer
+ * is gone by then. */
+static void smtp_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
+{
+    struct mail_msg *msg = arg;
+    char error[CURL_ERROR_SIZE + 64];
+    (void)easy; /* == msg->easy */
+    if (msg->orphan) {
+        smtp_free_attempt(msg);
+        free(msg->rcpt);
+        free(msg->data);
+        free(msg);
+        return;
+    }
+    snprintf(error, sizeof error, "%s", msg->errbuf[0] ? msg->errbuf : curl_easy_strerror(rc));
+    smtp_free_attempt(msg);
+    mailer.inflight--;
+    msg->state = MSG_WAITING;
+    if (rc == CURLE_OK) delivered(msg, NULL);
+    else attempt_failed(msg, error, code);
+    start_ready();
+}
+
+/* Starts one attempt: builds the easy handle here, on the loop, and hands
+ * it to the transfer thread. On a local failure (out of memory, no
+ * transfer thread) the attempt is counted as failed at once. */
 static void smtp_start(struct mail_msg *msg)
 {
     const struct mail_settings *cfg = &mailer.cfg;
@@ -554,7 +551,11 @@ static void smtp_start(struct mail_msg *msg)
     msg->attempt_started = host_now();
     msg->easy = curl_easy_init();
     msg->rcpt_list = curl_slist_append(NULL, msg->rcpt);
-    if (msg->easy == NULL || msg->rcpt_list == NULL) goto fail;
+    if (msg->easy == NULL || msg->rcpt_list == NULL) {
+        smtp_free_attempt(msg);
+        attempt_failed(msg, "out of memory", 0);
+        return;
+    }
     curl_easy_setopt(msg->easy, CURLOPT_URL, cfg->url);
     curl_easy_setopt(msg->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(msg->easy, CURLOPT_USE_SSL, cfg->use_ssl);
@@ -565,28 +566,17 @@ static void smtp_start(struct mail_msg *msg)
     curl_easy_setopt(msg->easy, CURLOPT_READFUNCTION, smtp_read_cb);
     curl_easy_setopt(msg->easy, CURLOPT_READDATA, msg);
     curl_easy_setopt(msg->easy, CURLOPT_TIMEOUT, cfg->timeout_s);
-    /* caps curl's blocking waits (end of data, QUIT): see the file header */
+    /* caps curl's blocking waits (end of data, QUIT), which hold up the
+     * transfer thread, and so every other transfer of the worker */
     curl_easy_setopt(msg->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT, cfg->timeout_s);
-    curl_easy_setopt(msg->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(msg->easy, CURLOPT_ERRORBUFFER, msg->errbuf);
-    curl_easy_setopt(msg->easy, CURLOPT_PRIVATE, (void *)msg);
-    curl_easy_setopt(msg->easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-    curl_easy_setopt(msg->easy, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    if (host_transfer_submit(msg->easy, smtp_done_cb, msg) != 0) {
+        smtp_free_attempt(msg);
+        attempt_failed(msg, "the transfer thread is not available", 0);
+        return;
+    }
     msg->state = MSG_SENDING;
     mailer.inflight++;
-    if (curl_multi_add_handle(mailer.multi, msg->easy) != CURLM_OK) {
-        mailer.inflight--;
-        goto fail;
-    }
-    return;
-
-fail:
-    if (msg->easy) curl_easy_cleanup(msg->easy);
-    curl_slist_free_all(msg->rcpt_list);
-    msg->easy = NULL;
-    msg->rcpt_list = NULL;
-    msg->state = MSG_WAITING;
-    attempt_failed(msg, "out of memory", 0);
 }
 
 /* Starts due messages while SMTP slots are free. */
@@ -598,94 +588,6 @@ static void start_ready(void)
         msg->state = MSG_WAITING;
         smtp_start(msg);
     }
-}
-
-/* Collects finished transfers: delivered, or failed and rescheduled. */
-static void check_multi_info(void)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(mailer.multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE) continue;
-        CURL *easy = m->easy_handle;
-        CURLcode rc = m->data.result; /* m is invalid once the handle is removed */
-        char *priv = NULL;
-        long code = 0;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-        struct mail_msg *msg = (struct mail_msg *)priv;
-        char error[CURL_ERROR_SIZE + 64];
-        snprintf(error, sizeof error, "%s", msg->errbuf[0] ? msg->errbuf : curl_easy_strerror(rc));
-        smtp_end(msg);
-        msg->state = MSG_WAITING;
-        if (rc == CURLE_OK) delivered(msg, NULL);
-        else attempt_failed(msg, error, code);
-    }
-    start_ready();
-}
-
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-    int running = 0;
-    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    (void)arg; /* may be freed by the call below: not used */
-    curl_multi_socket_action(mailer.multi, fd, action, &running);
-    check_multi_info();
-}
-
-static void multi_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    int running = 0;
-    (void)fd;
-    (void)what;
-    (void)arg;
-    curl_multi_socket_action(mailer.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info();
-}
-
-/* CURLMOPT_TIMERFUNCTION: (re)arm or stop the one timer curl wants. */
-static int multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    (void)userp;
-    if (timeout_ms < 0) {
-        evtimer_del(mailer.multi_timer);
-        return 0;
-    }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    return evtimer_add(mailer.multi_timer, &tv) == 0 ? 0 : -1;
-}
-
-static void sock_free(struct mail_sock *ms)
-{
-    LIST_REMOVE(ms, link);
-    if (ms->ev) event_free(ms->ev);
-    free(ms);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watch socket s as curl asks. The mail_sock is
- * ours; curl hands it back as socketp until CURL_POLL_REMOVE. */
-static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    struct mail_sock *ms = socketp;
-    (void)easy;
-    (void)userp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ms) sock_free(ms);
-        return 0;
-    }
-    if (ms == NULL) {
-        if ((ms = calloc(1, sizeof *ms)) == NULL) return -1;
-        LIST_INSERT_HEAD(&mailer.socks, ms, link);
-        curl_multi_assign(mailer.multi, s, ms);
-    } else if (ms->ev) {
-        event_free(ms->ev);
-    }
-    short kind = (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-                         ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
-    ms->ev = event_new(mailer.base, s, kind, sock_event_cb, ms);
-    if (ms->ev == NULL || event_add(ms->ev, NULL) != 0) return -1;
-    return 0;
 }
 
 /* ---- attempts ----------------------------------------------------------- */
@@ -854,25 +756,15 @@ int host_mail_init(struct event_base *base)
     memset(&mailer, 0, sizeof mailer);
     TAILQ_INIT(&mailer.queue);
     TAILQ_INIT(&mailer.ready);
-    LIST_INIT(&mailer.socks);
     mailer.base = base;
+    /* curl_url and curl_easy_init run here, on the loop; the transfer
+     * service holds its own reference (curl_global_init counts) */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         host_log(LOG_ERROR, "mail: curl_global_init failed");
         return -1;
     }
     mailer.curl_ready = 1;
     if (settings_load(&mailer.cfg) != 0) goto fail;
-    if (mailer.cfg.transport == TRANSPORT_SMTP) {
-        mailer.multi = curl_multi_init();
-        mailer.multi_timer = evtimer_new(base, multi_timeout_cb, NULL);
-        if (mailer.multi == NULL || mailer.multi_timer == NULL) {
-            host_log(LOG_ERROR, "mail: cannot create the curl multi handle");
-            goto fail;
-        }
-        curl_multi_setopt(mailer.multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-        curl_multi_setopt(mailer.multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
-        curl_multi_setopt(mailer.multi, CURLMOPT_MAXCONNECTS, (long)MAIL_MAX_INFLIGHT);
-    }
     mailer.running = 1;
     struct log_line *line = host_log_begin(LOG_INFO, "mail transport");
     if (mailer.cfg.transport == TRANSPORT_SMTP) {
@@ -888,8 +780,6 @@ int host_mail_init(struct event_base *base)
     return 0;
 
 fail:
-    if (mailer.multi_timer) event_free(mailer.multi_timer);
-    if (mailer.multi) curl_multi_cleanup(mailer.multi);
     curl_global_cleanup();
     settings_free(&mailer.cfg);
     memset(&mailer, 0, sizeof mailer);
@@ -943,23 +833,22 @@ void host_mail_shutdown(void)
         host_log_end(line);
         if (ids) evbuffer_free(ids);
     }
-    /* Cut every connection curl holds before touching its handles: a
-     * handle removed in the middle of DATA would make curl send the
-     * end-of-data mark (delivering a truncated message) and wait for the
-     * reply, and curl_multi_cleanup waits for the reply to QUIT; on a cut
-     * socket both fail at once, so shutdown cannot hang on a silent server. */
-    for (unsigned i = 0; i < mailer.nfds; i++) shutdown(mailer.fds[i], SHUT_RDWR);
+    /* A message still SENDING is the transfer thread's until its done
+     * callback runs: cancel it (its socket is cut now, so it cannot end as
+     * a half message, nor hang on a silent server) and leave it, as an
+     * orphan, to smtp_done_cb, which host_transfer_shutdown runs next. */
     while ((msg = TAILQ_FIRST(&mailer.queue)) != NULL) {
-        if (msg->state == MSG_SENDING) {
-            smtp_end(msg);
-            msg->state = MSG_STOPPED;
+        if (msg->state != MSG_SENDING) {
+            msg_free(msg);
+            continue;
         }
-        msg_free(msg);
+        TAILQ_REMOVE(&mailer.queue, msg, link);
+        mailer.count--;
+        event_free(msg->timer);
+        msg->timer = NULL;
+        msg->orphan = 1;
+        host_transfer_cancel(msg->easy);
     }
-    if (mailer.multi) curl_multi_cleanup(mailer.multi);
-    struct mail_sock *ms;
-    while ((ms = LIST_FIRST(&mailer.socks)) != NULL) sock_free(ms);
-    if (mailer.multi_timer) event_free(mailer.multi_timer);
     if (mailer.curl_ready) curl_global_cleanup();
     settings_free(&mailer.cfg);
     memset(&mailer, 0, sizeof mailer);

@@ -221,12 +221,23 @@ static void add_common_headers(struct http_request *hr)
     if (hr->worker->draining) evhttp_add_header(out, "Connection", "close");
 }
 
+/* evhttp 2.1 knows no phrase for these and would say "Client Error". */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    default: return NULL; /* evhttp's own */
+    }
+}
+
 /* The single exit of a request: reply, log, release. `body` may be NULL. */
 static void finish_request(struct http_request *hr, int status, struct evbuffer *body)
 {
     struct worker *w = hr->worker;
     add_common_headers(hr);
-    evhttp_send_reply(hr->req, status, NULL, body);
+    evhttp_send_reply(hr->req, status, reason_phrase(status), body);
     access_log(hr, status);
     if (hr->client_gone) event_free(hr->client_gone);
     host_task_release(&hr->task);

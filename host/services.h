@@ -6,5 +6,6 @@
  * every shutdown in reverse order after draining. Each service reads its own
  * settings from the environment (config_env_long / config_env_str). */
 HOST_SERVICE(host_password_init, host_password_shutdown)
+HOST_SERVICE(host_transfer_init, host_transfer_shutdown)
 HOST_SERVICE(host_mail_init, host_mail_shutdown)
 HOST_SERVICE(host_db_init, host_db_shutdown)

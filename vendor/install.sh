@@ -19,15 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Front-end assets (Swagger UI) from the npm registry, pinned by
-# vendor/swagger-ui/package-lock.json, into a git-ignored node_modules.
-if [ -f "$here/swagger-ui/package.json" ] && [ ! -d "$here/swagger-ui/node_modules/swagger-ui-dist" ]; then
+# vendor/package-lock.json, into the git-ignored vendor/node_modules.
+if [ ! -d "$here/node_modules/swagger-ui-dist" ]; then
   if ! command -v npm >/dev/null 2>&1; then
     $sudo apt-get install -y -q --no-install-recommends npm
   fi
   echo "vendor/install.sh: installing Swagger UI assets"
-  if [ -f "$here/swagger-ui/package-lock.json" ]; then
-    npm ci --prefix "$here/swagger-ui" --no-audit --no-fund --loglevel=error
-  else
-    npm install --prefix "$here/swagger-ui" --no-audit --no-fund --loglevel=error
-  fi
+  npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error
 fi

@@ -17,7 +17,7 @@
 --   MAIL_RATE_WINDOW_S      900       that window (15 min)
 --   CURSOR_SECRET           $JWT_SECRET  HMAC key of pagination cursors
 --   JWT_SECRET              (none)    only as the default of CURSOR_SECRET
---   SWAGGER_UI_DIR          vendor/swagger-ui/node_modules/swagger-ui-dist
+--   SWAGGER_UI_DIR          vendor/node_modules/swagger-ui-dist
 --                                     where GET /apidocs/<file> reads Swagger UI's assets
 --   SERVICE_NAME            moonkeep  the "service" of GET /
 local tonumber, tostring, error, format = tonumber, tostring, error, string.format
@@ -56,7 +56,7 @@ function config.load(getenv)
     mail_rate_limit = int("MAIL_RATE_LIMIT", 5, 1, 1000000),
     mail_rate_window = int("MAIL_RATE_WINDOW_S", 900, 1, 365 * DAY),
     cursor_secret = str("CURSOR_SECRET", str("JWT_SECRET")),
-    swagger_ui_dir = str("SWAGGER_UI_DIR", "vendor/swagger-ui/node_modules/swagger-ui-dist"),
+    swagger_ui_dir = str("SWAGGER_UI_DIR", "vendor/node_modules/swagger-ui-dist"),
   }
   return c
 end

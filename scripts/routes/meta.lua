@@ -56,7 +56,7 @@ local function read_asset(file)
     data = f:read("*a") or false
     f:close()
   else
-    log.warn("Swagger UI asset missing (npm ci --prefix vendor/swagger-ui)", {path = path})
+    log.warn("Swagger UI asset missing (make deps installs it)", {path = path})
   end
   assets[file] = data
   return data

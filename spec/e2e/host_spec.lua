@@ -11,18 +11,7 @@ local function read_all(cmd)
   return out:gsub("__exit=%d+%s*$", ""), code
 end
 
--- A copy of scripts/ with one more route module registered.
-local function scripts_with(module_name, source)
-  local dir = server.copy_scripts()
-  server.write_file(dir .. "/routes/" .. module_name .. ".lua", source)
-  local app_path = dir .. "/app.lua"
-  local f = assert(io.open(app_path))
-  local app = f:read("*a")
-  f:close()
-  app = app:gsub("local ROUTE_MODULES = {", "local ROUTE_MODULES = {\n  \"routes." .. module_name .. "\",", 1)
-  server.write_file(app_path, app)
-  return dir
-end
+local scripts_with = server.scripts_with
 
 describe("the host", function()
   local srv
@@ -206,6 +195,7 @@ describe("moonkeep's command line", function()
 
   it("reports file:line of a broken script and exits 1", function()
     local dir = scripts_with("broken", "return {\n  {\"GET\", \"/x\", function() end\n")
+    server.write_file(dir .. "/routes/broken.lua", "return {\n  {\"GET\", \"/x\", function() end\n")
     local out, code = read_all("SCRIPTS_DIR=" .. dir .. " " .. (os.getenv("MOONKEEP_BIN") or "build/moonkeep") .. " check 2>&1")
     os.execute("rm -rf " .. dir)
     assert.equal(1, code)
@@ -223,7 +213,7 @@ describe("signals and supervision", function()
     local dir = scripts_with("hello", [[return {{"GET", "/hello", function() return {status = 200, body = {v = 1}} end}}]])
     local srv = server.start({scripts = dir, workers = 2})
     assert.equal(1, srv:request("GET", "/hello").json.v)
-    server.write_file(dir .. "/routes/hello.lua", [[return {{"GET", "/hello", function() return {status = 200, body = {v = 2}} end}}]])
+    server.write_route_module(dir, "hello", [[return {{"GET", "/hello", function() return {status = 200, body = {v = 2}} end}}]])
     srv:kill(server.signal.SIGHUP)
     server.sleep(0.5)
     for _ = 1, 6 do assert.equal(2, srv:request("GET", "/hello").json.v) end

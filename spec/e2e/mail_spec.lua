@@ -547,6 +547,91 @@ describe("host.mail when the SMTP server is down at send time", function()
   end)
 end)
 
+describe("host.mail on a slow SMTP server", function()
+  -- libcurl 7.88's SMTP blocks while it waits for the reply to the end of
+  -- data (curl issue #8555); the transfer thread takes that wait off the loop.
+  local dir, port, events
+
+  before_each(function()
+    dir = tmpdir()
+    port = free_port()
+    events = dir .. "/events"
+  end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  -- What the sink has done so far: "data-received N", "data-replied N".
+  local function sink_events()
+    local out = {}
+    for line in (read_file(events) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
+    return out
+  end
+
+  local function sink_has(event)
+    for _, e in ipairs(sink_events()) do
+      if e == event then return true end
+    end
+  end
+
+  it("answers /healthz while the server still holds its reply to the end of data", function()
+    local sink = start_sink(port, dir .. "/sink", "--delay-data", "2", "--events", events)
+    local srv
+    finally(function()
+      if srv then srv:stop() end
+      sink.stop()
+    end)
+    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
+    local id = send(srv, {to = "slow@example.com", subject = "slow", text = "take your time"}).json.id
+    -- the sink has the whole message and now sits on its 250 for 2 s
+    assert(wait_for(10, function() return sink_has("data-received 1") end), srv:log_text())
+
+    local res = srv:request("GET", "/healthz", {timeout = 10})
+    local seen = sink_events()
+    assert.equal(200, res.status)
+    assert.same({"data-received 1"}, seen) -- answered before the sink replied
+    assert.is_nil(log_line(srv, "mail sent", id))
+
+    -- and the mail still goes through once the sink answers
+    assert(wait_for(10, function() return log_line(srv, "mail sent", id) end), srv:log_text())
+    assert.same({"data-received 1", "data-replied 1"}, sink_events())
+    assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, stats(srv))
+    local how, code = srv:stop()
+    assert.equal("exited", how)
+    assert.equal(0, code)
+    no_sanitizer_reports(srv)
+  end)
+
+  it("cuts, at shutdown, a transfer whose reply is still held, on a reused connection", function()
+    local sink = start_sink(port, dir .. "/sink", "--delay-data", "3", "--events", events)
+    local srv
+    finally(function()
+      if srv then srv:stop() end
+      sink.stop()
+    end)
+    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off",
+                        MAIL_FLUSH_S = "1"})
+    -- the first message leaves its connection in curl's cache
+    local first = send(srv, {to = "a@example.com", text = "first"}).json.id
+    assert(wait_for(10, function() return log_line(srv, "mail sent", first) end), srv:log_text())
+    -- the second one takes it, and the sink sits on the reply to its data
+    local second = send(srv, {to = "b@example.com", text = "second"}).json.id
+    assert(wait_for(10, function() return sink_has("data-received 2") end), srv:log_text())
+
+    local started = socket.gettime()
+    local how, code = srv:stop()
+    assert.equal("exited", how)
+    assert.equal(0, code)
+    assert.is_true(socket.gettime() - started < 2.5, "shutdown waited for the held reply")
+    assert.is_false(sink_has("data-replied 2") or false, "the sink replied before the exit")
+    local line = log_line(srv, "mail dropped at shutdown: still queued")
+    assert(line, srv:log_text())
+    assert.matches(second, line.mail_ids, 1, true)
+    assert.is_nil(log_line(srv, "mail sent", second))
+    -- mail's own cancel cut it: the transfer service had nothing left to abort
+    assert.is_nil(log_line(srv, "transfers aborted at shutdown"))
+    no_sanitizer_reports(srv)
+  end)
+end)
+
 describe("host.mail limits and shutdown", function()
   local dir
 
