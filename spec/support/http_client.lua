@@ -77,8 +77,10 @@ end
 function Connection:request(method, path, opts)
   opts = opts or {}
   local ok, err = self.sock:send(encode_request(method, path, opts))
-  if not ok then return nil, err end
+  -- A server may answer before the whole body is sent (413) and close:
+  -- the reply is still there to read.
   local status, headers = read_headers(self.sock)
+  if not status and not ok then return nil, err end
   if not status then return nil, headers end
   local body, berr = read_body(self.sock, headers, method, status)
   if not body then return nil, berr end
