@@ -1,7 +1,7 @@
 /* mail.h — host.mail: outgoing email. mail.send builds the message and
  * queues it in the worker; delivery happens in the background, over SMTP
- * (libcurl multi on the worker's event loop) or into an outbox folder.
- * See docs/mail.md. */
+ * (libcurl, on the worker's transfer thread: transfer.h) or into an outbox
+ * folder. See docs/mail.md. */
 #ifndef MOONKEEP_MAIL_H
 #define MOONKEEP_MAIL_H
 
@@ -17,14 +17,17 @@ struct host_mail_stats {
     unsigned long retrying; /* held now after at least one failed attempt */
 };
 
-/* Per-worker service (services.h). Reads MAIL_* and OUTBOX_DIR, creates the
- * curl multi handle in SMTP mode. Returns 0, or -1 after logging why (a bad
- * MAIL_URL, MAIL_FROM or MAIL_TLS). */
+/* Per-worker service (services.h), after the transfer service. Reads MAIL_*
+ * and OUTBOX_DIR. Returns 0, or -1 after logging why (a bad MAIL_URL,
+ * MAIL_FROM or MAIL_TLS). */
 int host_mail_init(struct event_base *base);
 
 /* Tries to deliver what is queued for up to MAIL_FLUSH_S seconds (running
- * `base` again), logs the ids of what is still queued as dropped, frees
- * everything. Idempotent; does nothing when init never ran. */
+ * `base` again), logs the ids of what is still queued as dropped, cancels
+ * the transfers still running (host_transfer_cancel cuts their sockets) and
+ * frees everything else; a cancelled message is freed by its done callback,
+ * which host_transfer_shutdown runs next. Idempotent; does nothing when init
+ * never ran. */
 void host_mail_shutdown(void);
 
 /* Fills `out` with this worker's counters (zeros before init). */

@@ -232,6 +232,22 @@ local SCHEMAS = {
              example = {service = "moonkeep", version = "0.1.0", docs = "/apidocs"}},
   Status = {type = "object", properties = {status = {type = "string"}, generation = {type = "integer"}},
             example = {status = "ok"}},
+  Ready = {type = "object", properties = {
+    status = {type = "string"},
+    generation = {type = "integer", description = "The script generation this worker serves."},
+    digest = {type = "string", description = "SHA-256 of that generation's scripts."},
+    last_refused_at = {type = "string", format = "date-time", nullable = true,
+                       description = "When a script change was last refused, if ever."},
+  }},
+  ScriptsStatus = {type = "object", properties = {
+    worker = {type = "object", properties = {pid = {type = "integer"}, generation = {type = "integer"},
+                                             digest = {type = "string"}}},
+    active = {type = "object", nullable = true, properties = {id = {type = "integer"},
+              digest = {type = "string"}, published_at = {type = "string", format = "date-time"}}},
+    last_refused = {type = "object", nullable = true, properties = {
+      at = {type = "string", format = "date-time"}, digest = {type = "string"},
+      error = {type = "string", description = "file:line: message of the first error."}}},
+  }},
 }
 
 local function error_response(description, example, headers)
@@ -322,7 +338,15 @@ local PATHS = {
   }},
   ["/readyz"] = {get = op{
     id = "readyz", tag = "service", summary = "Readiness: the database answers and the scripts are loaded",
-    ok = ok_json("200", "Ready.", "Status", {status = "ready", generation = 1}),
+    description = "A refused script change leaves the service ready (the active generation keeps "
+      .. "serving); `last_refused_at` tells that one happened, /admin/scripts says why.",
+    ok = ok_json("200", "Ready.", "Ready", {status = "ready", generation = 3,
+      digest = "9f2c...e1", last_refused_at = null}),
+  }},
+  ["/admin/scripts"] = {get = op{
+    id = "adminScripts", tag = "service", auth = true, db = false,
+    summary = "Script generations: the active one and the last refused change",
+    ok = ok_json("200", "The generations.", "ScriptsStatus"),
   }},
   ["/openapi.json"] = {get = op{
     id = "openapi", tag = "service", summary = "This document", db = false,

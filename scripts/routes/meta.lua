@@ -8,6 +8,8 @@ local store = require "lib.store"
 local pages = require "lib.pages"
 local openapi = require "openapi"
 
+local cjson = require "cjson.safe"
+
 local open = io.open
 
 local function index()
@@ -19,11 +21,37 @@ local function healthz()
   return http.ok({status = "ok"})
 end
 
+-- The master's record of script generations (host/snapshot.c): the active
+-- one and the last refused change, or nil before the first publication.
+local function scripts_status()
+  local text = info.scripts_status()
+  return text and cjson.decode(text)
+end
+
 -- Readiness: scripts are loaded (this code runs) and the database answers.
+-- A refused script change does not make the service unready: the active
+-- generation is still correct. Only its time is shown here; the error
+-- (with file:line) is for authenticated eyes at /admin/scripts.
 local function readyz()
   local ok, err = store:ready()
   if not ok then return err end
-  return http.ok({status = "ready", generation = info.generation})
+  local status = scripts_status()
+  local refused = status and status.last_refused
+  return http.ok({
+    status = "ready", generation = info.generation, digest = info.digest,
+    last_refused_at = refused ~= cjson.null and refused and refused.at or http.null,
+  })
+end
+
+-- Script generations, for operators: what this worker runs, what the
+-- master published last, and the last refused change with its error.
+local function admin_scripts()
+  local status = scripts_status() or {}
+  return http.ok({
+    worker = {pid = info.pid, generation = info.generation, digest = info.digest},
+    active = status.active or http.null,
+    last_refused = status.last_refused or http.null,
+  })
 end
 
 local function openapi_json()
@@ -89,6 +117,7 @@ return {
   {"GET", "/", index},
   {"GET", "/healthz", healthz},
   {"GET", "/readyz", readyz},
+  {"GET", "/admin/scripts", admin_scripts, auth = true},
   {"GET", "/openapi.json", openapi_json},
   {"GET", "/apidocs", apidocs},
   {"GET", "/apidocs/{file}", apidocs_asset},

@@ -2,7 +2,7 @@
 -- answers every route shares (404, 405, OPTIONS, 415, bad query strings).
 local kit = require "support.kit"
 
-local SWAGGER_DIR = "vendor/swagger-ui/node_modules/swagger-ui-dist"
+local SWAGGER_DIR = "vendor/node_modules/swagger-ui-dist"
 
 local function have_swagger_ui()
   local f = io.open(SWAGGER_DIR .. "/swagger-ui-bundle.js", "rb")

@@ -8,7 +8,7 @@
 --   fakes.crypto()        pure-Lua SHA-256, HMAC, base64url, random tokens
 --   fakes.mail()          .sent (every message), :fail(err) to refuse sends
 --   fakes.log()           .lines ({level, msg, fields}), :text() to grep
---   fakes.info()          {version, commit, generation, pid}
+--   fakes.info(status)    {version, commit, generation, digest, pid, scripts_status}
 --
 -- A binding that raises on misuse in C raises here too (wrong argument types).
 local bit = require "bit"
@@ -288,8 +288,11 @@ function fakes.log()
   return log
 end
 
-function fakes.info()
-  return {version = "0.0.0-spec", commit = "spec", generation = 1, pid = 0}
+-- `status` is what scripts_status() returns: the JSON text the master
+-- writes (host/snapshot.c), or nil.
+function fakes.info(status)
+  return {version = "0.0.0-spec", commit = "spec", generation = 1, digest = "spec", pid = 0,
+          scripts_status = function() return status end}
 end
 
 fakes.sha256_hex = function(s) return to_hex(sha256_raw(s)) end

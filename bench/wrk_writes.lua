@@ -1,0 +1,37 @@
+-- bench/wrk_writes.lua — writes: POST /user creates a user, and the next
+-- request this thread sends deletes it (DELETE /users/{id}), so the table
+-- stays the size it was and the mix is half inserts, half deletes.
+-- Emails are unique per run (BENCH_RUN_ID), thread and request.
+package.path = (os.getenv("BENCH_DIR") or "bench") .. "/?.lua;" .. package.path
+local common = require "wrk_common"
+
+common.bearer()
+done = common.done
+
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+end
+
+local run = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local created = {}   -- ids this thread created and has not deleted yet
+local n = 0
+
+function request()
+  local id = table.remove(created)
+  if id then
+    return wrk.format("DELETE", "/users/" .. id)
+  end
+  n = n + 1
+  local body = string.format('{"email":"w%s-%d-%d@bench.test","name":"bench writer","active":true}',
+                             run, tid or 0, n)
+  return wrk.format("POST", "/user", {["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, _, body)
+  if status == 201 then
+    local id = body:match('"id"%s*:%s*(%d+)')
+    if id then created[#created + 1] = id end
+  end
+end
