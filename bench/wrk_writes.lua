@@ -26,7 +26,9 @@ function request()
   n = n + 1
   local body = string.format('{"email":"w%s-%d-%d@bench.test","name":"bench writer","active":true}',
                              run, tid or 0, n)
-  return wrk.format("POST", "/user", {["Content-Type"] = "application/json"}, body)
+  -- wrk.format uses the given headers instead of wrk.headers: keep the bearer
+  return wrk.format("POST", "/user", {Authorization = wrk.headers.Authorization,
+                                      ["Content-Type"] = "application/json"}, body)
 end
 
 function response(status, _, body)

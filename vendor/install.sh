@@ -27,3 +27,11 @@ if [ ! -d "$here/node_modules/swagger-ui-dist" ]; then
   echo "vendor/install.sh: installing Swagger UI assets"
   npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
+
+# The browser spec's driver (spec/browser/package-lock.json): playwright-core
+# only, which drives Debian's chromium and downloads no browser of its own.
+browser_specs="$here/../spec/browser"
+if [ ! -d "$browser_specs/node_modules/playwright-core" ]; then
+  echo "vendor/install.sh: installing playwright-core for the browser spec"
+  npm ci --prefix "$browser_specs" --ignore-scripts --no-audit --no-fund --loglevel=error
+fi

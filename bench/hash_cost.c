@@ -1,0 +1,96 @@
+/* hash_cost.c — the crypto floor of a login for `make bench`: the time of
+ * one argon2id verify with moonkeep's parameters (ARGON2_OPSLIMIT,
+ * ARGON2_MEMLIMIT_KIB, defaults 2 and 19456 KiB, p=1: host/password.c), and
+ * how many verifies per second THREADS threads sustain together.
+ *
+ *   hash_cost [THREADS]      prints one JSON object on stdout
+ *
+ * Also measures libsodium's INTERACTIVE preset (t=2, 64 MiB) for orientation.
+ * Times are medians of a few runs on one thread. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#define RUNS 9
+#define PARALLEL_S 2.0
+
+static const char pw[] = "correct horse battery staple";
+static char stored[crypto_pwhash_STRBYTES];
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long env_long(const char *name, long fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? atol(v) : fallback;
+}
+
+/* Median milliseconds of one verify against a hash made with (ops, mem). */
+static double verify_ms(unsigned long long ops, size_t mem)
+{
+    char h[crypto_pwhash_STRBYTES];
+    double t[RUNS];
+    if (crypto_pwhash_str_alg(h, pw, strlen(pw), ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0) return -1;
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = now();
+        if (crypto_pwhash_str_verify(h, pw, strlen(pw)) != 0) return -1;
+        t[i] = (now() - t0) * 1000.0;
+    }
+    qsort(t, RUNS, sizeof t[0], cmp);
+    return t[RUNS / 2];
+}
+
+static double deadline;
+static void *verifier(void *arg)
+{
+    long *count = arg;
+    while (now() < deadline)
+        if (crypto_pwhash_str_verify(stored, pw, strlen(pw)) == 0) (*count)++;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    if (threads < 1 || threads > 64) threads = 2;
+    if (sodium_init() < 0) return 1;
+    unsigned long long ops = (unsigned long long)env_long("ARGON2_OPSLIMIT", 2);
+    size_t mem = (size_t)env_long("ARGON2_MEMLIMIT_KIB", 19456) * 1024;
+
+    double ms = verify_ms(ops, mem);
+    double interactive_ms = verify_ms(crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE);
+
+    /* THREADS verifiers at once: what the cores give when they all hash */
+    if (crypto_pwhash_str_alg(stored, pw, strlen(pw), ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0) return 1;
+    pthread_t tid[64];
+    long counts[64] = {0};
+    double t0 = now();
+    deadline = t0 + PARALLEL_S;
+    for (int i = 0; i < threads; i++) pthread_create(&tid[i], NULL, verifier, &counts[i]);
+    long total = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        total += counts[i];
+    }
+    double parallel_per_s = (double)total / (now() - t0);
+
+    printf("{\"opslimit\":%llu,\"memlimit_kib\":%zu,\"verify_ms\":%.3f,"
+           "\"interactive_verify_ms\":%.3f,\"threads\":%d,\"parallel_verifies_per_s\":%.1f}\n",
+           ops, mem / 1024, ms, interactive_ms, threads, parallel_per_s);
+    return 0;
+}
