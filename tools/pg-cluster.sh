@@ -39,6 +39,11 @@ case "$cmd" in
   start)
     if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; fi
     chmod 700 "$dir"
+    if ! as_owner test -w "$dir"; then
+      echo "pg-cluster: the $(as_owner id -un) user cannot reach $dir (is a parent folder private?);" \
+           "move the checkout or set DATABASE_URL" >&2
+      exit 1
+    fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       as_owner "$bindir/initdb" -D "$dir/data" -A trust -E UTF8 --locale=C.UTF-8 -U "$(as_owner id -un)" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
