@@ -4,7 +4,7 @@ SHELL := /bin/bash
 JOBS  ?= $(shell nproc)
 BUSTED = busted --lua=luajit
 
-.PHONY: all deps build asan run test test-unit test-e2e test-asan clean help
+.PHONY: all deps build asan run test test-unit test-e2e test-asan bench clean help
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make test    install, build (plain and sanitizer), run every suite"
 	@echo "make build   build build/moonkeep";
 	@echo "make asan    build build-asan/moonkeep with ASan and UBSan"
+	@echo "make bench   release build under wrk, beside bare evhttp, nginx, pgbench, argon2id (bench/)"
 
 deps:
 	@bash vendor/install.sh
@@ -38,5 +39,12 @@ test-unit: build
 test-e2e: build
 	@bash tools/test.sh e2e
 
+# Not part of `make test`: a few minutes of load, printed as a table and
+# written to bench/results/latest.json (docs/performance.md).
+bench: deps
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-release -j $(JOBS)
+	@bash bench/run.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-release

@@ -125,9 +125,17 @@ static int sequence_length(lua_State *L, int idx)
     return count == n ? (int)n : -1;
 }
 
-static int encode_value(lua_State *L, int idx, struct evbuffer *out, int depth, const char **err);
+/* How a value is encoded: `redact`, when set, names object keys whose
+ * values are written as "[redacted]" at any depth (log fields). */
+struct encoding {
+    host_json_redact_fn redact;
+};
 
-static int encode_table(lua_State *L, int idx, struct evbuffer *out, int depth, const char **err)
+static int encode_value(lua_State *L, int idx, struct evbuffer *out, const struct encoding *enc, int depth,
+                        const char **err);
+
+static int encode_table(lua_State *L, int idx, struct evbuffer *out, const struct encoding *enc, int depth,
+                        const char **err)
 {
     if (depth > MAX_DEPTH) {
         *err = "nesting too deep (or a cycle)";
@@ -147,7 +155,7 @@ static int encode_table(lua_State *L, int idx, struct evbuffer *out, int depth, 
         for (int i = 1; i <= n; i++) {
             if (i > 1) evbuffer_add(out, ",", 1);
             lua_rawgeti(L, idx, i);
-            int rc = encode_value(L, lua_gettop(L), out, depth + 1, err);
+            int rc = encode_value(L, lua_gettop(L), out, enc, depth + 1, err);
             lua_pop(L, 1);
             if (rc) return rc;
         }
@@ -170,7 +178,9 @@ static int encode_table(lua_State *L, int idx, struct evbuffer *out, int depth, 
         const char *k = lua_tolstring(L, -2, &klen);
         host_json_string(out, k, klen);
         evbuffer_add(out, ":", 1);
-        int rc = encode_value(L, lua_gettop(L), out, depth + 1, err);
+        int rc = 0;
+        if (enc->redact && enc->redact(k)) evbuffer_add(out, "\"[redacted]\"", 12);
+        else rc = encode_value(L, lua_gettop(L), out, enc, depth + 1, err);
         lua_pop(L, 1); /* the value; the key stays for lua_next */
         if (rc) {
             lua_pop(L, 1);
@@ -181,7 +191,8 @@ static int encode_table(lua_State *L, int idx, struct evbuffer *out, int depth, 
     return 0;
 }
 
-static int encode_value(lua_State *L, int idx, struct evbuffer *out, int depth, const char **err)
+static int encode_value(lua_State *L, int idx, struct evbuffer *out, const struct encoding *enc, int depth,
+                        const char **err)
 {
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -200,7 +211,7 @@ static int encode_value(lua_State *L, int idx, struct evbuffer *out, int depth, 
         return 0;
     }
     case LUA_TTABLE:
-        return encode_table(L, idx, out, depth, err);
+        return encode_table(L, idx, out, enc, depth, err);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { /* cjson.null */
             evbuffer_add(out, "null", 4);
@@ -213,13 +224,20 @@ static int encode_value(lua_State *L, int idx, struct evbuffer *out, int depth, 
     }
 }
 
-int host_json_encode(lua_State *L, int idx, struct evbuffer *out, const char **err)
+int host_json_encode_redacting(lua_State *L, int idx, struct evbuffer *out, host_json_redact_fn redact,
+                               const char **err)
 {
+    struct encoding enc = {.redact = redact};
     int top = lua_gettop(L);
     idx = idx < 0 ? top + idx + 1 : idx;
-    int rc = encode_value(L, idx, out, 0, err);
+    int rc = encode_value(L, idx, out, &enc, 0, err);
     lua_settop(L, top);
     return rc;
+}
+
+int host_json_encode(lua_State *L, int idx, struct evbuffer *out, const char **err)
+{
+    return host_json_encode_redacting(L, idx, out, NULL, err);
 }
 
 /* json.encode(value) -> string | nil, err */

@@ -18,6 +18,12 @@ void host_json_string(struct evbuffer *out, const char *s, size_t len);
  * Stack: balanced. */
 int host_json_encode(lua_State *L, int idx, struct evbuffer *out, const char **err);
 
+/* The same, but the value of every object key (at any depth) for which
+ * `redact(key)` is true is written as "[redacted]" (log fields). */
+typedef int (*host_json_redact_fn)(const char *key);
+int host_json_encode_redacting(lua_State *L, int idx, struct evbuffer *out, host_json_redact_fn redact,
+                               const char **err);
+
 /* Pushes the host.json module: encode(v), array(t), null. */
 int host_json_open(lua_State *L);
 

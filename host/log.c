@@ -1,9 +1,10 @@
 /* log.c — the JSON line writer behind every log line of the process, and
- * the host.log binding. Owns one reusable evbuffer for the line being built.
+ * the host.log binding. Owns one reusable evbuffer for the line being built,
+ * and the list of sinks that see every line written.
  *
  * Script fields whose names look secret (password, token, secret,
- * authorization, cookie) are replaced by "[redacted]" here, so a careless
- * log call in a script cannot leak them. */
+ * authorization, cookie), at any depth, are replaced by "[redacted]" here,
+ * so a careless log call in a script cannot leak them. */
 #include "log.h"
 
 #include <errno.h>
@@ -21,19 +22,51 @@
 
 struct log_line {
     struct evbuffer *buf;
+    enum log_level level;
+};
+
+struct log_sink {
+    host_log_sink_fn fn;
+    void *arg;
 };
 
 static enum log_level threshold = LOG_INFO;
 static const char *process_role = "cli";
 static struct log_line current;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static struct log_sink sinks[HOST_LOG_SINKS_MAX];
+static int nsinks;
+
+int host_log_parse_level(const char *name, enum log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (name && !strcasecmp(name, level_names[i])) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *host_log_level_name(enum log_level level)
+{
+    return level_names[level];
+}
 
 void host_log_init(const char *level, const char *role)
 {
     threshold = LOG_INFO;
-    for (int i = 0; i < 4; i++)
-        if (level && !strcasecmp(level, level_names[i])) threshold = (enum log_level)i;
+    host_log_parse_level(level, &threshold);
     process_role = role;
+}
+
+int host_log_add_sink(host_log_sink_fn fn, void *arg)
+{
+    if (nsinks == HOST_LOG_SINKS_MAX) return -1;
+    sinks[nsinks].fn = fn;
+    sinks[nsinks].arg = arg;
+    nsinks++;
+    return 0;
 }
 
 static void append_time(struct evbuffer *out)
@@ -53,6 +86,7 @@ struct log_line *host_log_begin(enum log_level level, const char *msg)
     if (level < threshold) return NULL;
     if (current.buf == NULL && (current.buf = evbuffer_new()) == NULL) return NULL;
     evbuffer_drain(current.buf, evbuffer_get_length(current.buf));
+    current.level = level;
     evbuffer_add(current.buf, "{\"time\":", 8);
     append_time(current.buf);
     evbuffer_add_printf(current.buf, ",\"level\":\"%s\",\"msg\":", level_names[level]);
@@ -101,7 +135,7 @@ void host_log_lua(struct log_line *line, const char *key, lua_State *L, int idx)
     if (line == NULL) return;
     append_key(line, key);
     size_t before = evbuffer_get_length(line->buf);
-    if (host_json_encode(L, idx, line->buf, &err) != 0) {
+    if (host_json_encode_redacting(L, idx, line->buf, host_log_is_secret_key, &err) != 0) {
         /* drop the partial value, keep the line valid */
         struct evbuffer *tail = evbuffer_new();
         if (tail) {
@@ -117,8 +151,8 @@ void host_log_end(struct log_line *line)
 {
     if (line == NULL) return;
     evbuffer_add(line->buf, "}\n", 2);
-    size_t len = evbuffer_get_length(line->buf);
-    const char *p = (const char *)evbuffer_pullup(line->buf, -1);
+    size_t total = evbuffer_get_length(line->buf), len = total;
+    const char *text = (const char *)evbuffer_pullup(line->buf, -1), *p = text;
     while (len > 0) {
         ssize_t n = write(STDOUT_FILENO, p, len);
         if (n < 0 && errno == EINTR) continue;
@@ -126,6 +160,7 @@ void host_log_end(struct log_line *line)
         p += n;
         len -= (size_t)n;
     }
+    for (int i = 0; i < nsinks; i++) sinks[i].fn(line->level, text, total, sinks[i].arg);
     evbuffer_drain(line->buf, evbuffer_get_length(line->buf));
 }
 
@@ -136,7 +171,7 @@ void host_log(enum log_level level, const char *msg)
 
 /* ---- host.log ---------------------------------------------------------- */
 
-static int is_secret_key(const char *key)
+int host_log_is_secret_key(const char *key)
 {
     static const char *const words[] = {"password", "token", "secret", "authorization", "cookie", NULL};
     for (int i = 0; words[i]; i++)
@@ -159,7 +194,7 @@ static int log_at(lua_State *L, enum log_level level)
             /* stack: msg fields key value */
             if (lua_type(L, -2) == LUA_TSTRING) {
                 const char *key = lua_tostring(L, -2);
-                if (is_secret_key(key)) host_log_str(line, key, "[redacted]");
+                if (host_log_is_secret_key(key)) host_log_str(line, key, "[redacted]");
                 else host_log_lua(line, key, L, -1);
             }
             lua_pop(L, 1);
@@ -173,6 +208,34 @@ static int l_log_debug(lua_State *L) { return log_at(L, LOG_DEBUG); }
 static int l_log_info(lua_State *L) { return log_at(L, LOG_INFO); }
 static int l_log_warn(lua_State *L) { return log_at(L, LOG_WARN); }
 static int l_log_error(lua_State *L) { return log_at(L, LOG_ERROR); }
+
+/* print(...) in a script generation: Lua's print would write plain text
+ * into the JSON stream on stdout, so it becomes an info line instead:
+ * {"msg": <the arguments, tostring'd and tab-separated>, "source": "print"}.
+ * Stack: balanced. */
+int host_log_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    lua_getglobal(L, "tostring");
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, n + 1); /* tostring */
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (!lua_isstring(L, -1)) return luaL_error(L, "'tostring' must return a string to 'print'");
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    struct log_line *line = host_log_begin(LOG_INFO, lua_tostring(L, -1));
+    const char *request_id = host_task_request_id(L);
+    if (request_id) host_log_str(line, "request_id", request_id);
+    host_log_str(line, "source", "print");
+    host_log_end(line);
+    lua_settop(L, n);
+    return 0;
+}
 
 static const luaL_Reg log_functions[] = {
     {"debug", l_log_debug},

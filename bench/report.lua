@@ -1,0 +1,268 @@
+-- bench/report.lua — the table of `make bench`.
+--
+--   luajit bench/report.lua RESULTS.jsonl OUT.json...
+--       one run: RESULTS.jsonl holds the facts bench/run.sh collected (one
+--       JSON object a line: wrk scenarios from wrk_common.lua, pgbench,
+--       hash, rss, meta); prints the table and writes it to each OUT.json
+--   luajit bench/report.lua --median OUT.json RUN.json...
+--       the median over several runs' OUT.json files: medians of each
+--       number, and of each ratio as measured within its own run
+--
+-- Ratios are always taken within one run (the machine is shared and noisy:
+-- only numbers measured side by side compare).
+local cjson = require "cjson"
+
+local format, concat, sort = string.format, table.concat, table.sort
+local MIB = 1024
+
+-- ---- what is compared with what ------------------------------------------------
+
+-- Each row: id (the wrk/pgbench scenario), label, and the references its
+-- throughput is divided by (or its p99, for `p99_of`).
+local ROWS = {
+  {id = "ref_bare_shared", label = "ref: bare evhttp, shared socket"},
+  {id = "ref_bare_reuseport", label = "ref: bare evhttp, SO_REUSEPORT"},
+  {id = "ref_nginx", label = "ref: nginx"},
+  {id = "ref_pgbench_select", label = "ref: pgbench -S -M prepared"},
+  {id = "ref_pgbench_writes", label = "ref: pgbench -N -M prepared"},
+  {id = "ref_hash", label = "ref: argon2id, cores / verify time"},
+  {id = "ref_hash_parallel", label = "ref: argon2id, verifies/s on all cores"},
+  {id = "mk_root", label = "GET /", refs = {"ref_bare_shared", "ref_nginx"}},
+  {id = "mk_healthz", label = "GET /healthz", refs = {"ref_bare_shared", "ref_nginx"}},
+  {id = "mk_user_read", label = "GET /users/{id} (auth)", refs = {"ref_pgbench_select"}},
+  {id = "mk_user_list", label = "GET /users?limit=20 (auth)", refs = {"ref_pgbench_select"}},
+  {id = "mk_writes", label = "POST /user + DELETE (auth)", refs = {"ref_pgbench_writes"}},
+  {id = "mk_login", label = "POST /auth/login", refs = {"ref_hash", "ref_hash_parallel"}},
+  {id = "mk_healthz_idle", label = "GET /healthz, 1 conn, idle"},
+  {id = "mk_healthz_storm", label = "GET /healthz, 1 conn, login storm", p99_of = "mk_healthz_idle"},
+}
+
+local SHORT = {
+  ref_bare_shared = "bare", ref_nginx = "nginx", ref_pgbench_select = "pgbench -S",
+  ref_pgbench_writes = "pgbench -N", ref_hash = "cores/hash", ref_hash_parallel = "hash/s",
+  mk_healthz_idle = "idle p99",
+}
+
+-- ---- one run -------------------------------------------------------------------
+
+local function read_facts(path)
+  local facts = {scenarios = {}, rss = {}}
+  for line in io.lines(path) do
+    if line:match("%S") then
+      local f = cjson.decode(line)
+      local kind = f.kind or "wrk"
+      if kind == "meta" then facts.meta = f
+      elseif kind == "hash" then facts.hash = f
+      elseif kind == "rss" then facts.rss[f.label] = f
+      else facts.scenarios[f.scenario] = f end
+    end
+  end
+  return facts
+end
+
+local function max_rss(snapshot)
+  local m = 0
+  for _, w in ipairs(snapshot and snapshot.workers or {}) do
+    if w.rss_kib > m then m = w.rss_kib end
+  end
+  return m
+end
+
+-- Largest growth of one worker's RSS from `a` to `b` (same pid), as a
+-- fraction; nil when no worker is in both (one was restarted).
+local function rss_growth(a, b)
+  local before, worst = {}, nil
+  for _, w in ipairs(a and a.workers or {}) do before[w.pid] = w.rss_kib end
+  for _, w in ipairs(b and b.workers or {}) do
+    local was = before[w.pid]
+    if was and was > 0 then
+      local g = (w.rss_kib - was) / was
+      if not worst or g > worst then worst = g end
+    end
+  end
+  return worst
+end
+
+local function build(facts)
+  local s = facts.scenarios
+  local hash = facts.hash
+  if hash then
+    s.ref_hash = {rps = hash.cores * 1000 / hash.verify_ms}
+    s.ref_hash_parallel = {rps = hash.parallel_verifies_per_s}
+  end
+  local doc = {meta = facts.meta, hash = hash, rows = {}, rss = {}, targets = {}}
+  for _, r in ipairs(ROWS) do
+    local m = s[r.id]
+    if m then
+      local row = {id = r.id, label = r.label, rps = m.rps, p50_ms = m.p50_ms, p99_ms = m.p99_ms,
+                   avg_ms = m.avg_ms, errors = m.errors, non2xx = m.non2xx, requests = m.requests,
+                   ratios = {}}
+      for _, ref in ipairs(r.refs or {}) do
+        if s[ref] and s[ref].rps and s[ref].rps > 0 then row.ratios[ref] = m.rps / s[ref].rps end
+      end
+      if r.p99_of and s[r.p99_of] then row.ratios[r.p99_of] = m.p99_ms / s[r.p99_of].p99_ms end
+      doc.rows[#doc.rows + 1] = row
+    end
+  end
+
+  local idle, k10, stop = facts.rss.idle, facts.rss.after_10k, facts.rss["end"]
+  doc.rss = {
+    idle_max_kib = max_rss(idle), after_10k_max_kib = max_rss(k10), end_max_kib = max_rss(stop),
+    end_requests = stop and stop.requests, growth_10k_to_end = rss_growth(k10, stop),
+    snapshots = facts.rss,
+  }
+
+  local function ratio(id, ref)
+    for _, row in ipairs(doc.rows) do
+      if row.id == id then return row.ratios[ref] end
+    end
+  end
+  local owasp = hash and hash.opslimit >= 2 and hash.memlimit_kib >= 19456
+  local T = doc.targets
+  T[#T + 1] = {name = "trivial Lua route (GET /healthz) vs bare evhttp, same processes",
+               value = ratio("mk_healthz", "ref_bare_shared"), op = ">=", limit = 0.9, unit = "x"}
+  T[#T + 1] = {name = "GET / vs bare evhttp (for the record)",
+               value = ratio("mk_root", "ref_bare_shared"), op = ">=", limit = 0.9, unit = "x"}
+  T[#T + 1] = {name = "authenticated single-row read vs pgbench -S TPS",
+               value = ratio("mk_user_read", "ref_pgbench_select"), op = ">=", limit = 0.3, unit = "x"}
+  T[#T + 1] = {name = format("login vs cores / verify time (argon2id t=%s m=%s KiB%s)",
+                             hash and hash.opslimit or "?", hash and hash.memlimit_kib or "?",
+                             owasp and ", >= OWASP minimum" or ", BELOW OWASP minimum"),
+               value = ratio("mk_login", "ref_hash"), op = ">=", limit = 0.9, unit = "x",
+               also = owasp}
+  T[#T + 1] = {name = "/healthz p99 during a login storm vs idle p99",
+               value = ratio("mk_healthz_storm", "mk_healthz_idle"), op = "<=", limit = 2, unit = "x"}
+  T[#T + 1] = {name = "idle RSS per worker (largest)",
+               value = doc.rss.idle_max_kib / MIB, op = "<=", limit = 32, unit = "MiB"}
+  T[#T + 1] = {name = format("RSS after %s requests vs after 10k (largest growth of a worker)",
+                             tostring(doc.rss.end_requests)),
+               value = doc.rss.growth_10k_to_end and doc.rss.growth_10k_to_end * 100,
+               op = "<=", limit = 10, unit = "%"}
+  return doc
+end
+
+-- ---- medians -------------------------------------------------------------------
+
+local function median(list)
+  local xs = {}
+  for _, v in ipairs(list) do
+    if type(v) == "number" then xs[#xs + 1] = v end
+  end
+  if #xs == 0 then return nil end
+  sort(xs)
+  local n = #xs
+  if n % 2 == 1 then return xs[(n + 1) / 2] end
+  return (xs[n / 2] + xs[n / 2 + 1]) / 2
+end
+
+local function median_docs(docs)
+  local out = {meta = docs[#docs].meta, hash = docs[#docs].hash, runs = #docs, rows = {}, targets = {},
+               rss = {}}
+  out.meta.runs = #docs
+  for i, row in ipairs(docs[#docs].rows) do
+    local m = {id = row.id, label = row.label, ratios = {}}
+    for _, key in ipairs({"rps", "p50_ms", "p99_ms", "avg_ms", "errors", "non2xx", "requests"}) do
+      local vals = {}
+      for _, d in ipairs(docs) do vals[#vals + 1] = d.rows[i] and d.rows[i][key] end
+      m[key] = median(vals)
+    end
+    for ref in pairs(row.ratios) do
+      local vals = {}
+      for _, d in ipairs(docs) do vals[#vals + 1] = d.rows[i] and d.rows[i].ratios[ref] end
+      m.ratios[ref] = median(vals)
+    end
+    out.rows[i] = m
+  end
+  for i, t in ipairs(docs[#docs].targets) do
+    local vals = {}
+    for _, d in ipairs(docs) do vals[#vals + 1] = d.targets[i] and d.targets[i].value end
+    out.targets[i] = {name = t.name, op = t.op, limit = t.limit, unit = t.unit, also = t.also,
+                      value = median(vals)}
+  end
+  for _, key in ipairs({"idle_max_kib", "after_10k_max_kib", "end_max_kib", "end_requests", "growth_10k_to_end"}) do
+    local vals = {}
+    for _, d in ipairs(docs) do vals[#vals + 1] = d.rss[key] end
+    out.rss[key] = median(vals)
+  end
+  return out
+end
+
+-- ---- printing ------------------------------------------------------------------
+
+local function num(v, fmt)
+  if type(v) ~= "number" then return "-" end
+  return format(fmt, v)
+end
+
+local function judge(t)
+  if type(t.value) ~= "number" then return "n/a" end
+  local ok = (t.op == ">=" and t.value >= t.limit) or (t.op == "<=" and t.value <= t.limit)
+  if t.also == false then ok = false end
+  return ok and "PASS" or "MISS"
+end
+
+local function print_doc(doc)
+  local m = doc.meta or {}
+  print(format("\nmoonkeep bench%s — %s, nproc %s, %s workers x DB_POOL_SIZE %s, wrk -t%s -c%s (login -c%s), %s s per scenario%s",
+               doc.runs and format(" (median of %d runs)", doc.runs) or "", m.cpu or "?", m.nproc or "?",
+               m.workers or "?", m.db_pool_size or "?", m.wrk_threads or "?", m.connections or "?",
+               m.login_connections or "?", m.duration_s or "?", m.time and (", " .. m.time) or ""))
+  local line = string.rep("-", 118)
+  print(line)
+  print(format("%-42s %10s %9s %9s %7s  %s", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "ratio to reference"))
+  print(line)
+  for _, r in ipairs(doc.rows) do
+    local parts = {}
+    for ref, v in pairs(r.ratios) do
+      parts[#parts + 1] = format("%.2fx %s", v, SHORT[ref] or ref)
+    end
+    sort(parts)
+    local errs = (r.errors or 0) + (r.non2xx or 0)
+    print(format("%-42s %10s %9s %9s %7s  %s", r.label, num(r.rps, "%.0f"),
+                 num(r.p50_ms, "%.2f"), num(r.p99_ms, "%.2f"),
+                 r.errors and format("%d", errs) or "-", concat(parts, ", ")))
+  end
+  print(line)
+  print("targets")
+  for _, t in ipairs(doc.targets) do
+    print(format("  %-4s %-84s %s %s (target %s %s)", judge(t), t.name,
+                 num(t.value, t.unit == "x" and "%.2f" or "%.1f"), t.unit, t.op, tostring(t.limit)))
+  end
+  local r = doc.rss
+  print(format("RSS per worker (largest): idle %.1f MiB, after 10k %.1f MiB, after %s requests %.1f MiB",
+               (r.idle_max_kib or 0) / MIB, (r.after_10k_max_kib or 0) / MIB, tostring(r.end_requests),
+               (r.end_max_kib or 0) / MIB))
+  if doc.hash then
+    print(format("argon2id verify %.1f ms (t=%d, m=%d KiB, p=1); INTERACTIVE preset %.1f ms; %d threads: %.1f verifies/s",
+                 doc.hash.verify_ms, doc.hash.opslimit, doc.hash.memlimit_kib, doc.hash.interactive_verify_ms,
+                 doc.hash.threads, doc.hash.parallel_verifies_per_s))
+  end
+end
+
+local function write(doc, path)
+  for _, t in ipairs(doc.targets) do t.result = judge(t) end
+  local f = assert(io.open(path, "w"))
+  f:write(cjson.encode(doc), "\n")
+  f:close()
+end
+
+-- ---- main ----------------------------------------------------------------------
+
+if arg[1] == "--median" then
+  local out = arg[2]
+  local docs = {}
+  for i = 3, #arg do
+    local f = assert(io.open(arg[i]))
+    docs[#docs + 1] = cjson.decode(f:read("*a"))
+    f:close()
+  end
+  assert(#docs > 0, "usage: report.lua --median OUT.json RUN.json...")
+  local doc = median_docs(docs)
+  print_doc(doc)
+  if out ~= "-" then write(doc, out) end
+else
+  assert(arg[1], "usage: report.lua RESULTS.jsonl OUT.json...")
+  local doc = build(read_facts(arg[1]))
+  print_doc(doc)
+  for i = 2, #arg do write(doc, arg[i]) end
+end
