@@ -211,12 +211,10 @@ access=$(curl -s -X POST "http://127.0.0.1:$PORT/auth/login" -H 'Content-Type: a
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $access" "http://127.0.0.1:$PORT/users/1")
 [ "$status" = 200 ] || { echo "bench: GET /users/1 answered $status" >&2; exit 1; }
 export BENCH_TOKEN="$access" BENCH_EMAIL="$email" BENCH_PASSWORD="$password" BENCH_USERS="$USERS"
-export BENCH_RUN_ID
-BENCH_RUN_ID=$(date +%s)
 
 # 10 000 authenticated reads over 8 connections, then the RSS "after 10k"
-curl -s --parallel --parallel-max 8 -H "Authorization: Bearer $access" \
-  "http://127.0.0.1:$PORT/users/[1-10000]" >/dev/null
+curl -s --no-progress-meter --parallel --parallel-max 8 -H "Authorization: Bearer $access" \
+  "http://127.0.0.1:$PORT/users/[1-10000]" >/dev/null 2>&1
 rss_fact after_10k 10000
 
 # ---- the crypto floor --------------------------------------------------------------

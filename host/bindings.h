@@ -10,6 +10,7 @@
 #include "jwt.h"
 #include "password.h"
 #include "mail.h"
+#include "metrics.h"
 #include "transfer.h"
 
 #endif

@@ -8,6 +8,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+
+/* A setting that cannot be used: one JSON error line (the log is JSON lines
+ * from the first byte), then exit 2. */
+static void refuse(const char *name, const char *value, const char *error)
+{
+    struct log_line *line = host_log_begin(LOG_ERROR, "configuration refused; not starting");
+    host_log_str(line, "variable", name);
+    host_log_str(line, "value", value);
+    host_log_str(line, "error", error);
+    host_log_end(line);
+    exit(2);
+}
+
 const char *config_env_str(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
@@ -22,8 +36,9 @@ long config_env_long(const char *name, long fallback, long min, long max)
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || *end != '\0' || n < min || n > max) {
-        fprintf(stderr, "moonkeep: %s=%s is not a whole number in %ld..%ld\n", name, v, min, max);
-        exit(2);
+        char why[96];
+        snprintf(why, sizeof why, "not a whole number in %ld..%ld", min, max);
+        refuse(name, v, why);
     }
     return n;
 }
@@ -34,8 +49,8 @@ static int env_bool(const char *name, int fallback)
     if (v == NULL || *v == '\0') return fallback;
     if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) return 1;
     if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) return 0;
-    fprintf(stderr, "moonkeep: %s=%s is not a boolean (true/false)\n", name, v);
-    exit(2);
+    refuse(name, v, "not a boolean (true/false)");
+    return fallback;
 }
 
 /* Appends key='value' to a libpq conninfo string, quoting as libpq wants. */
@@ -85,8 +100,13 @@ int config_load(struct config *cfg)
     cfg->max_connections = (int)config_env_long("MAX_CONNECTIONS", 4096, 1, 1000000);
     cfg->shutdown_grace_s = (int)config_env_long("SHUTDOWN_GRACE_S", 20, 0, 3600);
     cfg->log_level = config_env_str("LOG_LEVEL", "info");
+    enum log_level level;
+    if (host_log_parse_level(cfg->log_level, &level) != 0)
+        refuse("LOG_LEVEL", cfg->log_level, "not one of debug, info, warn, error");
+    cfg->metrics_port = (int)config_env_long("METRICS_PORT", 0, 0, 65535);
+    cfg->metrics_host = config_env_str("METRICS_HOST", "127.0.0.1");
     if (cfg->database_conninfo == NULL) {
-        fprintf(stderr, "moonkeep: out of memory\n");
+        host_log(LOG_ERROR, "out of memory");
         return -1;
     }
     return 0;

@@ -22,16 +22,19 @@ struct config {
     int shutdown_grace_s;        /* SHUTDOWN_GRACE_S */
 
     const char *log_level;       /* LOG_LEVEL */
+    int metrics_port;            /* METRICS_PORT; 0: /metrics on the main port */
+    const char *metrics_host;    /* METRICS_HOST */
 };
 
-/* Fills `cfg` from the environment. Returns 0, or -1 after printing what is
- * wrong to stderr. The strings point into the environment except
+/* Fills `cfg` from the environment. Returns 0, or -1 after logging what is
+ * wrong; a malformed value logs and exits with status 2. The strings point into the environment except
  * database_conninfo, which config_free releases. */
 int config_load(struct config *cfg);
 void config_free(struct config *cfg);
 
 /* Integer environment variable with a default and an allowed range; exits
- * the process with a message when the value is malformed. */
+ * the process with status 2 after an error log line when the value is
+ * malformed. */
 long config_env_long(const char *name, long fallback, long min, long max);
 const char *config_env_str(const char *name, const char *fallback);
 /* DATABASE_URL, or a conninfo built from POSTGRES_*; malloc'd, caller frees. */

@@ -1700,3 +1700,17 @@ void host_db_shutdown(void)
 {
     if (pool.running) pool_free();
 }
+
+void host_db_stats(struct host_db_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!pool.running) return;
+    out->size = pool.size;
+    out->waiting = pool.nwaiters;
+    for (long i = 0; i < pool.size; i++) {
+        const struct db_conn *c = &pool.conns[i];
+        if (c->state != CONN_READY) continue;
+        out->connected++;
+        if (c->op || c->chore != CHORE_NONE || c->tx || c->cancel_fd >= 0) out->in_use++;
+    }
+}

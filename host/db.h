@@ -20,4 +20,15 @@ int host_db_open(lua_State *L);
 int host_db_init(struct event_base *base);
 void host_db_shutdown(void);
 
+/* The pool of this worker now (zeros before init): connections configured,
+ * connected, busy (running a query, pinned by a transaction or doing
+ * cleanup), and queries waiting for a connection. For /metrics. */
+struct host_db_stats {
+    long size;
+    long connected;
+    long in_use;
+    long waiting;
+};
+void host_db_stats(struct host_db_stats *out);
+
 #endif

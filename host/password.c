@@ -176,6 +176,8 @@ static struct {
     int stopping;                   /* threads: leave now */
     struct pw_job *queue_head, *queue_tail;
     size_t queued, queue_max;
+    size_t running;                 /* jobs a thread is working on */
+    unsigned long rejected;         /* submits refused since init (loop thread) */
     struct pw_job *done_head, *done_tail;
     pthread_t *threads;
     int nthreads;                   /* started, to join */
@@ -199,6 +201,7 @@ static void *pool_thread(void *arg)
         pool.queue_head = job->next;
         if (pool.queue_head == NULL) pool.queue_tail = NULL;
         pool.queued--;
+        pool.running++;
         job->next = NULL;
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&pool.mu);
@@ -206,6 +209,7 @@ static void *pool_thread(void *arg)
         job_run(job); /* the job is this thread's until it is on the done list */
 
         pthread_mutex_lock(&pool.mu);
+        pool.running--;
         job->state = JOB_DONE;
         if (pool.done_tail) pool.done_tail->next = job;
         else pool.done_head = job;
@@ -225,6 +229,7 @@ static int pool_submit(struct pw_job *job)
 {
     pthread_mutex_lock(&pool.mu);
     if (!pool.accepting || pool.queued >= pool.queue_max) {
+        if (pool.accepting) pool.rejected++;
         pthread_mutex_unlock(&pool.mu);
         return -1;
     }
@@ -320,6 +325,7 @@ int host_password_init(struct event_base *base)
     int nthreads = (int)config_env_long("HASH_THREADS", 2, 1, 64);
     pool.queue_max = (size_t)config_env_long("HASH_QUEUE_MAX", 256, 1, 1000000);
     pool.stopping = 0;
+    pool.rejected = 0;
 
     pool.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pool.efd < 0) goto fail;
@@ -372,6 +378,16 @@ void host_password_shutdown(void)
     pool.done_ev = NULL;
     if (pool.efd >= 0) close(pool.efd);
     pool.efd = -1;
+}
+
+void host_password_stats(struct host_password_stats *out)
+{
+    pthread_mutex_lock(&pool.mu);
+    out->threads = pool.accepting ? (unsigned long)pool.nthreads : 0;
+    out->queued = pool.accepting ? pool.queued : 0;
+    out->running = pool.accepting ? pool.running : 0;
+    out->rejected = pool.rejected;
+    pthread_mutex_unlock(&pool.mu);
 }
 
 /* ---- Lua functions ------------------------------------------------------ */

@@ -28,6 +28,17 @@ int host_password_init(struct event_base *base);
  * only when no task waits on a hash (the worker drains first). */
 void host_password_shutdown(void);
 
+/* The hashing pool of this worker now (zeros before init): threads, jobs
+ * waiting and running, and jobs refused as "busy" (queue full) since init.
+ * Loop thread. For /metrics. */
+struct host_password_stats {
+    unsigned long threads;
+    unsigned long queued;
+    unsigned long running;
+    unsigned long rejected;
+};
+void host_password_stats(struct host_password_stats *out);
+
 /* Pushes the host.password module table with the argon2id parameters read
  * from the environment now. Raises when they are below the minimum without
  * MOONKEEP_INSECURE_FAST_HASH=1. Stack: +1. */

@@ -5,6 +5,9 @@
  * Workers call every init after fork, before serving, in this order, and
  * every shutdown in reverse order after draining. Each service reads its own
  * settings from the environment (config_env_long / config_env_str). */
+/* metrics first: it samples the others every second until they have all
+ * stopped (mail's shutdown flush included), and its port answers meanwhile */
+HOST_SERVICE(host_metrics_init, host_metrics_shutdown)
 HOST_SERVICE(host_password_init, host_password_shutdown)
 HOST_SERVICE(host_transfer_init, host_transfer_shutdown)
 HOST_SERVICE(host_mail_init, host_mail_shutdown)

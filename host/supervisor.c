@@ -28,6 +28,7 @@
 
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "password.h"
 #include "snapshot.h"
@@ -49,6 +50,7 @@ struct slot {
 struct master {
     const struct config *cfg;
     int listen_fd;
+    int metrics_fd;     /* METRICS_PORT listener, -1 when unset */
     int signal_fd;
     sigset_t old_mask;
     struct slot *slots;
@@ -59,14 +61,14 @@ struct master {
     double reload_at;   /* debounced reload after file changes; 0 = none */
 };
 
-static int bind_listener(const struct config *cfg)
+static int bind_listener(const char *host, int port_number)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     char port[16];
     int fd = -1;
-    snprintf(port, sizeof port, "%d", cfg->port);
-    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    snprintf(port, sizeof port, "%d", port_number);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
         struct log_line *line = host_log_begin(LOG_ERROR, "cannot resolve HOST");
         host_log_str(line, "error", gai_strerror(rc));
@@ -85,8 +87,8 @@ static int bind_listener(const struct config *cfg)
     freeaddrinfo(res);
     if (fd < 0) {
         struct log_line *line = host_log_begin(LOG_ERROR, "cannot listen");
-        host_log_str(line, "host", cfg->host);
-        host_log_int(line, "port", cfg->port);
+        host_log_str(line, "host", host);
+        host_log_int(line, "port", port_number);
         host_log_str(line, "error", strerror(errno));
         host_log_end(line);
     }
@@ -106,6 +108,7 @@ static void spawn(struct master *m, struct slot *s)
         if (m->watch_fd >= 0) close(m->watch_fd);
         sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
         host_log_init(m->cfg->log_level, "worker");
+        host_metrics_attach((int)(s - m->slots));
         /* exit, not _exit: the sanitizer build checks the worker for leaks */
         exit(host_worker_run(m->cfg, m->listen_fd));
     }
@@ -133,6 +136,7 @@ static void reap(struct master *m)
             if (s->pid != pid) continue;
             s->pid = 0;
             int clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+            host_metrics_worker_exited(i, !m->draining);
             if (m->draining) {
                 if (!clean) m->failed = 1;
                 struct log_line *line = host_log_begin(clean ? LOG_INFO : LOG_WARN, "worker exited");
@@ -226,7 +230,9 @@ static void reload(struct master *m)
 {
     m->reload_at = 0;
     if (m->draining) return;
-    if (host_snapshot_refresh(m->cfg) == 1) signal_workers(m, SIGHUP);
+    int outcome = host_snapshot_refresh(m->cfg);
+    host_metrics_scripts_refreshed(outcome);
+    if (outcome == 1) signal_workers(m, SIGHUP);
 }
 
 /* ---- watching SCRIPTS_DIR ----------------------------------------------- */
@@ -325,7 +331,7 @@ static int check_settings(void)
 
 int host_supervisor_run(const struct config *cfg)
 {
-    struct master m = {.cfg = cfg, .listen_fd = -1, .signal_fd = -1, .watch_fd = -1};
+    struct master m = {.cfg = cfg, .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .watch_fd = -1};
     sigset_t mask;
     int status = 1;
 
@@ -344,7 +350,9 @@ int host_supervisor_run(const struct config *cfg)
     m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     m.slots = calloc((size_t)cfg->workers, sizeof *m.slots);
     if (m.signal_fd < 0 || m.slots == NULL) goto done;
-    if ((m.listen_fd = bind_listener(cfg)) < 0) goto done;
+    if ((m.listen_fd = bind_listener(cfg->host, cfg->port)) < 0) goto done;
+    if (cfg->metrics_port > 0 && (m.metrics_fd = bind_listener(cfg->metrics_host, cfg->metrics_port)) < 0) goto done;
+    if (host_metrics_setup(cfg->workers, m.metrics_fd) != 0) goto done;
     m.watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (m.watch_fd < 0) host_log(LOG_WARN, "inotify unavailable: scripts reload on SIGHUP only");
     watch_tree(&m);
@@ -354,6 +362,7 @@ int host_supervisor_run(const struct config *cfg)
     host_log_str(line, "host", cfg->host);
     host_log_int(line, "port", cfg->port);
     host_log_int(line, "workers", cfg->workers);
+    if (cfg->metrics_port > 0) host_log_int(line, "metrics_port", cfg->metrics_port);
     host_log_end(line);
     for (int i = 0; i < cfg->workers; i++) spawn(&m, &m.slots[i]);
 
@@ -385,9 +394,11 @@ int host_supervisor_run(const struct config *cfg)
 
 done:
     if (m.listen_fd >= 0) close(m.listen_fd);
+    if (m.metrics_fd >= 0) close(m.metrics_fd);
     if (m.signal_fd >= 0) close(m.signal_fd);
     if (m.watch_fd >= 0) close(m.watch_fd);
     free(m.slots);
+    host_metrics_teardown();
     host_snapshot_cleanup();
     remove_pid_file();
     return status;

@@ -26,6 +26,8 @@
 struct generation;
 struct host_task;
 
+#define HOST_TASK_ROUTE_MAX 64
+
 typedef void (*host_task_cancel_fn)(void *op);
 /* Called once when the coroutine returns or raises. On success the
  * coroutine's results are on its stack; on error (status != 0) the message
@@ -42,6 +44,10 @@ struct host_task {
     host_task_done_fn done;
     void *owner;                /* the request (or other owner) of the task */
     char request_id[129];
+    /* The route pattern the script matched ("/users/{id}"), set through
+     * host.metrics.route; "" when none matched. Labels the request's
+     * metrics. The owner zeroes it (with the rest) before the task starts. */
+    char route[HOST_TASK_ROUTE_MAX];
 };
 
 /* Creates the coroutine in `gen` and pushes the function stored at registry

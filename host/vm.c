@@ -78,6 +78,9 @@ struct generation *host_generation_load(const char *scripts_dir, unsigned long i
     gen->id = id;
     snprintf(gen->digest, sizeof gen->digest, "%s", digest ? digest : "");
     luaL_openlibs(L);
+    /* print would write plain text into the JSON log stream */
+    lua_pushcfunction(L, host_log_print);
+    lua_setglobal(L, "print");
     set_package_path(L, scripts_dir);
     register_preloads(L, gen);
 

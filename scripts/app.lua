@@ -13,6 +13,7 @@
 local Router = require "lib.router"
 local http = require "lib.http"
 local auth = require "lib.auth"
+local metrics = require "host.metrics"
 local openapi = require "openapi"
 
 local ROUTE_MODULES = {
@@ -33,7 +34,10 @@ local function dispatch(req)
   if req.query_error then
     return http.error("bad_request", "the query string is malformed")
   end
-  local route, params, allow = router:match(req.method, req.path)
+  local route, params, allow, pattern = router:match(req.method, req.path)
+  -- the request's metrics are labelled with the pattern, never the raw path
+  local matched = route and route[2] or pattern
+  if matched then metrics.route(matched) end
   if not route then
     if params == "options" then return http.no_content({Allow = allow}) end
     if params == "method_not_allowed" then return http.method_not_allowed(allow) end

@@ -348,6 +348,17 @@ local PATHS = {
     summary = "Script generations: the active one and the last refused change",
     ok = ok_json("200", "The generations.", "ScriptsStatus"),
   }},
+  ["/metrics"] = {get = op{
+    id = "metrics", tag = "service", summary = "Prometheus metrics of the whole server", db = false,
+    description = "Prometheus text format (0.0.4), summed over every worker: requests by route pattern, "
+      .. "method and status, a latency histogram, requests in flight, the database and hashing pools, "
+      .. "mail, script reloads, worker restarts and log lines by level. Unauthenticated: keep it off the "
+      .. "public listener with METRICS_PORT, which serves it on its own (private) port instead; "
+      .. "this route then answers 404. docs/observability.md lists every metric.",
+    ok = {"200", "The exposition.", {["text/plain"] = {schema = {type = "string"},
+      example = "# TYPE moonkeep_http_requests_in_flight gauge\nmoonkeep_http_requests_in_flight 1\n"}}},
+    errors = {"404"},
+  }},
   ["/openapi.json"] = {get = op{
     id = "openapi", tag = "service", summary = "This document", db = false,
     ok = {"200", "The OpenAPI 3 document.", {["application/json"] = {schema = {type = "object"}}}},

@@ -9,7 +9,7 @@
 #   tools/test.sh unit     unit and route specs only
 #   tools/test.sh e2e      end-to-end specs against build/moonkeep only
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 only=${1:-all}
 
 tmp=$(mktemp -d /tmp/moonkeep-test.XXXXXX)

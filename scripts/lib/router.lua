@@ -99,15 +99,16 @@ function Router.allow_header(node)
   return concat(methods, ", ")
 end
 
--- Returns route, params; or nil, "not_found"; or nil, "method_not_allowed", allow.
--- For OPTIONS the route is nil and the reason is "options".
+-- Returns route, params; or nil, "not_found"; or nil, "method_not_allowed",
+-- allow, pattern. For OPTIONS the route is nil and the reason is "options"
+-- (with allow and pattern too). `pattern` is the path pattern that matched.
 function Router:match(method, path)
   local node, params = find_node(self, path)
   if not node then return nil, "not_found" end
   local route = node.handlers[method] or (method == "HEAD" and node.handlers.GET)
   if route then return route, params end
-  if method == "OPTIONS" then return nil, "options", Router.allow_header(node) end
-  return nil, "method_not_allowed", Router.allow_header(node)
+  if method == "OPTIONS" then return nil, "options", Router.allow_header(node), node.pattern end
+  return nil, "method_not_allowed", Router.allow_header(node), node.pattern
 end
 
 -- Every route, in the order added: {method, pattern, ...}.

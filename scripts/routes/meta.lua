@@ -7,6 +7,7 @@ local config = require "lib.config"
 local store = require "lib.store"
 local pages = require "lib.pages"
 local openapi = require "openapi"
+local metrics = require "host.metrics"
 
 local cjson = require "cjson.safe"
 
@@ -52,6 +53,14 @@ local function admin_scripts()
     active = status.active or http.null,
     last_refused = status.last_refused or http.null,
   })
+end
+
+-- Prometheus metrics of the whole server (every worker, summed by the
+-- host). Not found here when METRICS_PORT serves them on their own port.
+local function metrics_text()
+  local text = metrics.render()
+  if not text then return http.error("not_found") end
+  return http.response(200, text, {["Content-Type"] = metrics.CONTENT_TYPE, ["Cache-Control"] = "no-store"})
 end
 
 local function openapi_json()
@@ -118,6 +127,7 @@ return {
   {"GET", "/healthz", healthz},
   {"GET", "/readyz", readyz},
   {"GET", "/admin/scripts", admin_scripts, auth = true},
+  {"GET", "/metrics", metrics_text},
   {"GET", "/openapi.json", openapi_json},
   {"GET", "/apidocs", apidocs},
   {"GET", "/apidocs/{file}", apidocs_asset},

@@ -9,6 +9,8 @@
 --   fakes.mail()          .sent (every message), :fail(err) to refuse sends
 --   fakes.log()           .lines ({level, msg, fields}), :text() to grep
 --   fakes.info(status)    {version, commit, generation, digest, pid, scripts_status}
+--   fakes.metrics()       route(pattern) recorded in .routes; render() returns
+--                         .text, or nil when .separate_port is set
 --
 -- A binding that raises on misuse in C raises here too (wrong argument types).
 local bit = require "bit"
@@ -293,6 +295,20 @@ end
 function fakes.info(status)
   return {version = "0.0.0-spec", commit = "spec", generation = 1, digest = "spec", pid = 0,
           scripts_status = function() return status end}
+end
+
+function fakes.metrics()
+  local metrics = {routes = {}, text = "# TYPE moonkeep_http_requests_in_flight gauge\nmoonkeep_http_requests_in_flight 1\n",
+                   separate_port = false, CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"}
+  function metrics.route(pattern)
+    check_type("route", 1, pattern, "string")
+    metrics.routes[#metrics.routes + 1] = pattern
+  end
+  function metrics.render()
+    if metrics.separate_port then return nil, "served on METRICS_PORT" end
+    return metrics.text
+  end
+  return metrics
 end
 
 fakes.sha256_hex = function(s) return to_hex(sha256_raw(s)) end

@@ -33,6 +33,7 @@
 --   host.json      the real one (build/lua/host.so): responses are encoded
 --                  with the host's encoder, as on the wire
 --   host.info      fakes.info
+--   host.metrics   fakes.metrics (k.metrics.routes: the route label of each request)
 -- opts.env: environment variables for lib/config.lua (defaults below).
 -- opts.real: {crypto = true, jwt = true, password = true}: the real binding
 -- from build/lua/host.so instead of the fake (the real jwt is opened with the
@@ -170,6 +171,7 @@ function kit.new(opts)
   k.mail = fakes.mail()
   k.log = fakes.log()
   k.info = fakes.info()
+  k.metrics = fakes.metrics()
   package.loaded["host.json"] = json
   package.loaded["host.db"] = k.db.module
   package.loaded["host.jwt"] = k.jwt
@@ -178,6 +180,7 @@ function kit.new(opts)
   package.loaded["host.mail"] = k.mail
   package.loaded["host.log"] = k.log
   package.loaded["host.info"] = k.info
+  package.loaded["host.metrics"] = k.metrics
 
   -- lib/config.lua from the kit's environment instead of the process's
   local config = require "lib.config"
