@@ -4,7 +4,9 @@
  * coroutine running app.handle), a watcher that notices the client leaving
  * while the task waits, and nothing else: the evhttp_request stays evhttp's
  * and is handed back by evhttp_send_reply (or evhttp_connection_free). The
- * struct is freed in finish_request, the single exit. */
+ * struct is freed in finish_request, the single exit. What the scripts see
+ * is built by request_table.c; the head checks that come first are there
+ * and in conn.c (raw bytes). */
 #include "request.h"
 
 #include <ctype.h>
@@ -22,8 +24,10 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
+#include "conn.h"
 #include "json.h"
 #include "log.h"
+#include "request_table.h"
 #include "task.h"
 #include "vm.h"
 #include "worker.h"
@@ -35,6 +39,7 @@ struct http_request {
     struct event *client_gone;  /* set once the task waits */
     double started;
     char method[8];
+    int close;                  /* answer with Connection: close */
     char *log_target;           /* path and redacted query, for the access line */
 };
 
@@ -57,18 +62,6 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     return "UNKNOWN";
 }
 
-/* X-Request-Id is taken from the client when it is a sane token. */
-static int request_id_is_sane(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 128) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)id[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-') return 0;
-    }
-    return 1;
-}
-
 static void new_request_id(char out[33])
 {
     unsigned char raw[16];
@@ -76,129 +69,29 @@ static void new_request_id(char out[33])
     sodium_bin2hex(out, 33, raw, sizeof raw);
 }
 
-static int query_key_is_secret(const char *key)
+/* The methods evhttp reads a body for (evhttp_method_may_have_body). */
+static int method_has_body(enum evhttp_cmd_type cmd)
 {
-    static const char *const words[] = {"token", "password", "secret", "key", "code", "signature", NULL};
-    for (int i = 0; words[i]; i++)
-        if (strcasestr(key, words[i])) return 1;
-    return 0;
+    return cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH;
 }
 
-/* Header values with control characters are refused outright: evhttp lets
- * NUL and bare CR through, and they have no business in a header. */
-static int headers_are_clean(struct evkeyvalq *headers)
-{
-    for (struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
-        for (const unsigned char *p = (const unsigned char *)h->value; *p; p++)
-            if ((*p < 0x20 && *p != '\t') || *p == 0x7F) return 0;
-    return 1;
-}
-
-/* ---- request table ------------------------------------------------------ */
-
-/* Pushes the path and query of the request: sets t.path, t.query (a table of
- * first values), t.query_error (true when the query does not parse), and
- * builds the redacted log target. Stack: +0 (works on the table at -1). */
-static void push_target(lua_State *co, struct http_request *hr)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
-    const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
-    const char *raw_query = uri ? evhttp_uri_get_query(uri) : NULL;
-    size_t path_len = 0;
-    char *path = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, &path_len);
-
-    lua_pushlstring(co, path ? path : "/", path ? path_len : 1);
-    lua_setfield(co, -2, "path");
-
-    struct evbuffer *target = evbuffer_new();
-    if (target) evbuffer_add(target, raw_path && *raw_path ? raw_path : "/", strlen(raw_path && *raw_path ? raw_path : "/"));
-    lua_newtable(co);
-    if (raw_query && *raw_query) {
-        struct evkeyvalq params;
-        TAILQ_INIT(&params);
-        if (evhttp_parse_query_str(raw_query, &params) != 0) {
-            lua_pushboolean(co, 1);
-            lua_setfield(co, -3, "query_error");
-            if (target) evbuffer_add(target, "?[unparsed]", 11);
-        } else {
-            char sep = '?';
-            for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
-                lua_getfield(co, -1, kv->key);
-                if (lua_isnil(co, -1)) {
-                    lua_pushstring(co, kv->value);
-                    lua_setfield(co, -3, kv->key);
-                }
-                lua_pop(co, 1);
-                if (target) {
-                    char *k = evhttp_encode_uri(kv->key);
-                    char *v = evhttp_encode_uri(kv->value);
-                    evbuffer_add_printf(target, "%c%s=%s", sep, k ? k : "",
-                                        query_key_is_secret(kv->key) ? "[redacted]" : (v ? v : ""));
-                    free(k);
-                    free(v);
-                    sep = '&';
-                }
-            }
-        }
-        evhttp_clear_headers(&params);
-    }
-    lua_setfield(co, -2, "query");
-    if (target) {
-        evbuffer_add(target, "", 1);
-        hr->log_target = strdup((const char *)evbuffer_pullup(target, -1));
-        evbuffer_free(target);
-    }
-    free(path);
-}
-
-/* Pushes the request table on co. Stack: +1. */
-static void push_request_table(lua_State *co, struct http_request *hr)
+static void request_parts(struct http_request *hr, struct request_parts *p)
 {
     struct evhttp_request *req = hr->req;
-    struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
-
-    lua_createtable(co, 0, 8);
-    lua_pushstring(co, hr->method);
-    lua_setfield(co, -2, "method");
-    push_target(co, hr);
-
-    lua_newtable(co);
-    for (struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
-        char name[256];
-        size_t n = strlen(h->key);
-        if (n >= sizeof name) continue;
-        for (size_t i = 0; i <= n; i++) name[i] = (char)tolower((unsigned char)h->key[i]);
-        lua_getfield(co, -1, name);
-        if (lua_isnil(co, -1)) {
-            lua_pop(co, 1);
-            lua_pushstring(co, h->value);
-        } else {
-            lua_pushliteral(co, ", ");
-            lua_pushstring(co, h->value);
-            lua_concat(co, 3);
-        }
-        lua_setfield(co, -2, name);
-    }
-    lua_setfield(co, -2, "headers");
-
-    size_t body_len = evbuffer_get_length(body);
-    if (body_len > 0) {
-        lua_pushlstring(co, (const char *)evbuffer_pullup(body, -1), body_len);
-        lua_setfield(co, -2, "body");
-    }
-    lua_pushstring(co, hr->task.request_id);
-    lua_setfield(co, -2, "id");
-    if (conn) {
-        char *addr = NULL;
-        ev_uint16_t port = 0;
-        evhttp_connection_get_peer(conn, &addr, &port);
-        if (addr) {
-            lua_pushstring(co, addr);
-            lua_setfield(co, -2, "remote_addr");
-        }
-    }
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (conn) evhttp_connection_get_peer(conn, &addr, &port);
+    memset(p, 0, sizeof *p);
+    p->method = hr->method;
+    p->method_has_body = method_has_body(evhttp_request_get_command(req));
+    p->uri = evhttp_request_get_evhttp_uri(req);
+    p->headers = evhttp_request_get_input_headers(req);
+    p->body_len = evbuffer_get_length(body);
+    p->body = p->body_len ? (const char *)evbuffer_pullup(body, -1) : NULL;
+    p->request_id = hr->task.request_id;
+    p->remote_addr = addr;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -218,7 +111,7 @@ static void add_common_headers(struct http_request *hr)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
     evhttp_add_header(out, "X-Request-Id", hr->task.request_id);
-    if (hr->worker->draining) evhttp_add_header(out, "Connection", "close");
+    if (hr->worker->draining || hr->close) evhttp_add_header(out, "Connection", "close");
 }
 
 /* evhttp 2.1 knows no phrase for these and would say "Client Error". */
@@ -393,6 +286,8 @@ static void watch_client(struct http_request *hr)
 void host_request_cb(struct evhttp_request *req, void *arg)
 {
     struct worker *w = arg;
+    struct request_parts parts;
+    unsigned head_flags = host_conn_request_started(req);
     struct http_request *hr = calloc(1, sizeof *hr);
     if (hr == NULL) {
         evhttp_send_error(req, 503, NULL);
@@ -406,15 +301,21 @@ void host_request_cb(struct evhttp_request *req, void *arg)
 
     struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
     const char *given_id = evhttp_find_header(headers, "X-Request-Id");
-    if (given_id && request_id_is_sane(given_id))
+    if (given_id && host_request_id_is_sane(given_id))
         snprintf(hr->task.request_id, sizeof hr->task.request_id, "%s", given_id);
     else
         new_request_id(hr->task.request_id);
 
-    if (!headers_are_clean(headers)) {
-        const char *uri = evhttp_request_get_uri(req);
-        hr->log_target = strdup(uri ? "(refused before parsing)" : "/");
-        reply_error(hr, 400, "bad_request", "a header contains control characters");
+    /* A head refused here says nothing trustworthy about where the next
+     * request starts: the connection closes with the answer. */
+    request_parts(hr, &parts);
+    const char *refusal = (head_flags & HOST_CONN_HEAD_BAD)
+        ? "the request head contains a NUL byte, a bare CR or LF, or a folded header line"
+        : host_request_refusal(&parts);
+    if (refusal) {
+        hr->close = 1;
+        hr->log_target = strdup("(refused before parsing)");
+        reply_error(hr, 400, "bad_request", refusal);
         return;
     }
     if (host_task_start(&hr->task, w->current, w->current->handle_ref, task_done, hr) != 0) {
@@ -422,7 +323,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     lua_State *co = host_task_thread(&hr->task);
-    push_request_table(co, hr);
+    host_request_push_table(co, &parts, &hr->log_target);
     /* When the task finished, task_done has freed hr already; when it waits
      * in a binding, hr lives on and the client is watched until the end. */
     if (host_task_resume(&hr->task, 1)) watch_client(hr);
