@@ -4,7 +4,7 @@ SHELL := /bin/bash
 JOBS  ?= $(shell nproc)
 BUSTED = busted --lua=luajit
 
-.PHONY: all deps build asan run test test-unit test-e2e test-asan bench clean help
+.PHONY: all deps build asan run test test-unit test-e2e test-asan lint coverage bench fuzz clean help
 
 all: build
 
@@ -13,6 +13,9 @@ help:
 	@echo "make test    install, build (plain and sanitizer), run every suite"
 	@echo "make build   build build/moonkeep";
 	@echo "make asan    build build-asan/moonkeep with ASan and UBSan"
+	@echo "make fuzz    build the libFuzzer harnesses (fuzz/) and run each FUZZ_SECONDS (60)"
+	@echo "make lint    every linter (tools/lint/run.sh; also a suite of make test)"
+	@echo "make coverage  C lines of host/ and Lua lines of scripts/, with floors (build-coverage/report/)"
 	@echo "make bench   release build under wrk, beside bare evhttp, nginx, pgbench, argon2id (bench/)"
 
 deps:
@@ -39,6 +42,16 @@ test-unit: build
 test-e2e: build
 	@bash tools/test.sh e2e
 
+# luacheck, clang-tidy, cppcheck, gcc -fanalyzer, flawfinder, shellcheck,
+# yamllint, workflow, CloudFormation and buildspec validators (CONTRIBUTING.md).
+lint: deps
+	@bash tools/lint/run.sh
+
+# Unit, route and end-to-end suites against a --coverage build; fails below
+# 85% of host/ lines or 90% of scripts/ lines (README.md, "Coverage").
+coverage: deps
+	@bash tools/coverage.sh
+
 # Not part of `make test`: a few minutes of load, printed as a table and
 # written to bench/results/latest.json (docs/performance.md).
 bench: deps
@@ -46,5 +59,8 @@ bench: deps
 	@cmake --build build-release -j $(JOBS)
 	@bash bench/run.sh
 
+fuzz: deps
+	@bash tools/fuzz.sh
+
 clean:
-	rm -rf build build-asan build-release
+	rm -rf build build-asan build-fuzz build-release build-coverage build-lint build-analyzer

@@ -3,10 +3,11 @@
  * ARGON2_MEMLIMIT_KIB, defaults 2 and 19456 KiB, p=1: host/password.c), and
  * how many verifies per second THREADS threads sustain together.
  *
- *   hash_cost [THREADS]      prints one JSON object on stdout
+ *   hash_cost [THREADS [SECONDS]]   prints one JSON object on stdout
  *
- * Also measures libsodium's INTERACTIVE preset (t=2, 64 MiB) for orientation.
- * Times are medians of a few runs on one thread. */
+ * THREADS (2) verify together for SECONDS (2). Also measures libsodium's
+ * INTERACTIVE preset (t=2, 64 MiB) for orientation. Times are medians of a
+ * few runs on one thread. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,7 @@
 
 #include <sodium.h>
 
-#define RUNS 9
-#define PARALLEL_S 2.0
+#define RUNS 7
 
 static const char pw[] = "correct horse battery staple";
 static char stored[crypto_pwhash_STRBYTES];
@@ -41,18 +41,18 @@ static long env_long(const char *name, long fallback)
 }
 
 /* Median milliseconds of one verify against a hash made with (ops, mem). */
-static double verify_ms(unsigned long long ops, size_t mem)
+static double verify_ms(unsigned long long ops, size_t mem, int runs)
 {
     char h[crypto_pwhash_STRBYTES];
     double t[RUNS];
     if (crypto_pwhash_str_alg(h, pw, strlen(pw), ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0) return -1;
-    for (int i = 0; i < RUNS; i++) {
+    for (int i = 0; i < runs; i++) {
         double t0 = now();
         if (crypto_pwhash_str_verify(h, pw, strlen(pw)) != 0) return -1;
         t[i] = (now() - t0) * 1000.0;
     }
-    qsort(t, RUNS, sizeof t[0], cmp);
-    return t[RUNS / 2];
+    qsort(t, (size_t)runs, sizeof t[0], cmp);
+    return t[runs / 2];
 }
 
 static double deadline;
@@ -67,20 +67,22 @@ static void *verifier(void *arg)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
+    double seconds = argc > 2 ? atof(argv[2]) : 2.0;
     if (threads < 1 || threads > 64) threads = 2;
+    if (seconds <= 0 || seconds > 60) seconds = 2.0;
     if (sodium_init() < 0) return 1;
     unsigned long long ops = (unsigned long long)env_long("ARGON2_OPSLIMIT", 2);
     size_t mem = (size_t)env_long("ARGON2_MEMLIMIT_KIB", 19456) * 1024;
 
-    double ms = verify_ms(ops, mem);
-    double interactive_ms = verify_ms(crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    double ms = verify_ms(ops, mem, RUNS);
+    double interactive_ms = verify_ms(crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE, 3);
 
     /* THREADS verifiers at once: what the cores give when they all hash */
     if (crypto_pwhash_str_alg(stored, pw, strlen(pw), ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0) return 1;
     pthread_t tid[64];
     long counts[64] = {0};
     double t0 = now();
-    deadline = t0 + PARALLEL_S;
+    deadline = t0 + seconds;
     for (int i = 0; i < threads; i++) pthread_create(&tid[i], NULL, verifier, &counts[i]);
     long total = 0;
     for (int i = 0; i < threads; i++) {

@@ -15,12 +15,14 @@
 # release binary first), starts a private PostgreSQL (tools/pg-cluster.sh)
 # in a temporary folder, migrates and seeds it (BENCH_USERS users by SQL, an
 # admin through the API: register, confirm from the outbox mail, log in),
-# starts moonkeep, runs every scenario for BENCH_DURATION seconds after a
-# 1 s warm-up, prints the table and writes it to bench/results/latest.json
-# (and bench/results/run-<time>.json). Everything it started is stopped on
-# the way out, failure or not.
+# starts moonkeep and the reference servers, runs every scenario in
+# BENCH_ROUNDS interleaved slices of BENCH_SLICE seconds (after a 1 s
+# warm-up), prints the table and writes it to bench/results/latest.json (and
+# bench/results/run-<time>.json). Everything it started is stopped on the
+# way out, failure or not. About three minutes in all.
 #
-# Settings (environment): WORKERS (2), DB_POOL_SIZE (4), BENCH_DURATION (5),
+# Settings (environment): WORKERS (2), DB_POOL_SIZE (4), BENCH_SLICE (2),
+# BENCH_ROUNDS (3),
 # BENCH_CONNECTIONS (50: throughput scenarios), BENCH_LOGIN_CONNECTIONS (16),
 # BENCH_THREADS (2: wrk threads, pgbench -j), BENCH_USERS (10000),
 # BENCH_PORT (18080: it uses four ports from there), BENCH_PG_FSYNC (on),
@@ -32,7 +34,9 @@ root=$(pwd)
 BIN=${BENCH_BIN:-build-release/moonkeep}
 WORKERS=${WORKERS:-2}
 DB_POOL_SIZE=${DB_POOL_SIZE:-4}
-DURATION=${BENCH_DURATION:-5}
+SLICE=${BENCH_SLICE:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=$((SLICE * ROUNDS))
 CONNS=${BENCH_CONNECTIONS:-50}
 LOGIN_CONNS=${BENCH_LOGIN_CONNECTIONS:-16}
 THREADS=${BENCH_THREADS:-2}
@@ -58,7 +62,7 @@ for p in "$PORT" "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT"; do
   fi
 done
 
-tmp=$(mktemp -d /tmp/moonkeep-bench.XXXXXX)
+tmp=$(mktemp -d /tmp/mkbench.XXXXXX)
 chmod 755 "$tmp"
 results="$tmp/results.jsonl"
 : >"$results"
@@ -109,17 +113,6 @@ wait_http() { # url: up to 20 s
   return 1
 }
 
-# wrk_run scenario connections script url [wrk threads]: 1 s warm-up, then
-# DURATION s recorded (one JSON line into $results through wrk_common.lua).
-wrk_run() {
-  local name=$1 c=$2 script=$3 url=$4 t=${5:-$THREADS}
-  BENCH_SCENARIO="$name" BENCH_OUT="$tmp/warmup.jsonl" \
-    wrk -t"$t" -c"$c" -d1s --timeout 10s -s "bench/$script" "$url" >/dev/null
-  BENCH_SCENARIO="$name" BENCH_OUT="$results" \
-    wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "bench/$script" "$url" >"$tmp/wrk-$name.txt"
-  say "$name: $(tail -n 1 "$tmp/wrk-$name.txt")"
-}
-
 # ---- helpers ------------------------------------------------------------------
 say "building bench/bare_evhttp.c and bench/hash_cost.c"
 helpers=build-release/bench
@@ -129,9 +122,9 @@ cc -O2 -Wall -Wextra -o "$helpers/hash_cost" bench/hash_cost.c $(pkg-config --cf
 
 # ---- the machine -------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-fact "$(printf '{"kind":"meta","nproc":%d,"cpu":"%s","kernel":"%s","time":"%s","workers":%d,"db_pool_size":%d,"duration_s":%d,"connections":%d,"login_connections":%d,"wrk_threads":%d,"users":%d,"pg_fsync":"%s","commit":"%s"}' \
+fact "$(printf '{"kind":"meta","nproc":%d,"cpu":"%s","kernel":"%s","time":"%s","workers":%d,"db_pool_size":%d,"duration_s":%d,"slice_s":%d,"rounds":%d,"connections":%d,"login_connections":%d,"wrk_threads":%d,"users":%d,"pg_fsync":"%s","commit":"%s"}' \
   "$(nproc)" "${cpu//\"/}" "$(uname -r)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$WORKERS" "$DB_POOL_SIZE" \
-  "$DURATION" "$CONNS" "$LOGIN_CONNS" "$THREADS" "$USERS" "${BENCH_PG_FSYNC:-on}" \
+  "$DURATION" "$SLICE" "$ROUNDS" "$CONNS" "$LOGIN_CONNS" "$THREADS" "$USERS" "${BENCH_PG_FSYNC:-on}" \
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")"
 
 # ---- PostgreSQL, seeded ---------------------------------------------------------------
@@ -217,77 +210,113 @@ curl -s --no-progress-meter --parallel --parallel-max 8 -H "Authorization: Beare
   "http://127.0.0.1:$PORT/users/[1-10000]" >/dev/null 2>&1
 rss_fact after_10k 10000
 
-# ---- the crypto floor --------------------------------------------------------------
-say "argon2id cost (bench/hash_cost)"
-fact "$(sed 's/^{/{"kind":"hash","cores":'"$(nproc)"',/' <("$helpers/hash_cost" "$(nproc)"))"
+# then authenticated reads in 2 s runs until 100 000 in all, and the RSS again
+reads=10000
+while [ "$reads" -lt 100000 ]; do
+  n=$(BENCH_SCENARIO=rss_fill BENCH_OUT=/dev/null wrk -t"$THREADS" -c"$CONNS" -d2s --timeout 10s \
+        -s bench/wrk_user_read.lua "http://127.0.0.1:$PORT/users/1" | tail -n 1 \
+      | sed -n 's/.*"requests":\([0-9]*\).*/\1/p')
+  reads=$((reads + ${n:-0}))
+  [ "${n:-0}" -gt 0 ] || { echo "bench: no reads answered" >&2; exit 1; }
+done
+rss_fact after_100k "$reads"
 
-# ---- references: a fixed body ----------------------------------------------------------
-say "bare evhttp, $WORKERS processes, shared socket"
+# ---- the reference servers ------------------------------------------------------------
+say "bare evhttp, $WORKERS processes, shared socket and SO_REUSEPORT; nginx, $WORKERS workers"
 "$helpers/bare_evhttp" "$BARE_PORT" "$WORKERS" shared >/dev/null 2>&1 &
 started+=("$!")
-wait_http "http://127.0.0.1:$BARE_PORT/"
-wrk_run ref_bare_shared "$CONNS" wrk_get.lua "http://127.0.0.1:$BARE_PORT/healthz"
-stop_pid "${started[-1]}"; unset 'started[-1]'
-
-say "bare evhttp, $WORKERS processes, SO_REUSEPORT"
 "$helpers/bare_evhttp" "$REUSE_PORT" "$WORKERS" reuseport >/dev/null 2>&1 &
 started+=("$!")
-wait_http "http://127.0.0.1:$REUSE_PORT/"
-wrk_run ref_bare_reuseport "$CONNS" wrk_get.lua "http://127.0.0.1:$REUSE_PORT/healthz"
-stop_pid "${started[-1]}"; unset 'started[-1]'
-
-say "nginx, $WORKERS workers"
 mkdir -p "$tmp/nginx"
 sed "s/@PORT@/$NGINX_PORT/" bench/nginx.conf >"$tmp/nginx/nginx.conf"
 nginx_g="daemon off; worker_processes $WORKERS; pid $tmp/nginx/nginx.pid;"
 [ "$(id -u)" -ne 0 ] || nginx_g="$nginx_g user nobody nogroup;"
 nginx -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" -g "$nginx_g" &
 started+=("$!")
-wait_http "http://127.0.0.1:$NGINX_PORT/"
-wrk_run ref_nginx "$CONNS" wrk_get.lua "http://127.0.0.1:$NGINX_PORT/healthz"
-stop_pid "${started[-1]}"; unset 'started[-1]'
+for p in "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT"; do wait_http "http://127.0.0.1:$p/"; done
 
-# ---- references: the database --------------------------------------------------------------
-pgbench_run() { # scenario, pgbench mode flags...
-  local name=$1; shift
-  "$pgbin/pgbench" "${pg[@]}" -n -M prepared -c "$POOL_TOTAL" -j "$THREADS" -T 1 "$@" pgbench >/dev/null 2>&1
-  "$pgbin/pgbench" "${pg[@]}" -n -M prepared -c "$POOL_TOTAL" -j "$THREADS" -T "$DURATION" "$@" pgbench \
-    >"$tmp/$name.txt" 2>&1 || { cat "$tmp/$name.txt" >&2; exit 1; }
-  local tps lat
-  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$tmp/$name.txt" | head -n 1)
-  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$tmp/$name.txt" | head -n 1)
-  fact "{\"kind\":\"pgbench\",\"scenario\":\"$name\",\"rps\":${tps:-0},\"avg_ms\":${lat:-0},\"clients\":$POOL_TOTAL}"
-  say "$name: tps $tps"
-}
-say "pgbench, $POOL_TOTAL clients (DB_POOL_SIZE x WORKERS)"
-pgbench_run ref_pgbench_select -S
-pgbench_run ref_pgbench_writes -N
-
-# ---- moonkeep ------------------------------------------------------------------------
+# ---- scenarios -----------------------------------------------------------------------
+# The machine is shared and noisy: a scenario and its references run in
+# turns (ROUNDS slices of SLICE seconds each, interleaved), so a burst of
+# someone else's load hits both sides of a ratio alike. report.lua adds the
+# slices up (requests / seconds) and takes the median of their latencies.
 base="http://127.0.0.1:$PORT"
-wrk_run mk_root "$CONNS" wrk_get.lua "$base/"
-wrk_run mk_healthz "$CONNS" wrk_get.lua "$base/healthz"
-wrk_run mk_user_read "$CONNS" wrk_user_read.lua "$base/users/1"
-wrk_run mk_user_list "$CONNS" wrk_get.lua "$base/users?limit=20"
-wrk_run mk_writes "$CONNS" wrk_writes.lua "$base/user"
-wrk_run mk_login "$LOGIN_CONNS" wrk_login.lua "$base/auth/login"
+warmed=" "
 
-# /healthz latency on one connection, idle and while a login storm runs
-wrk_run mk_healthz_idle 1 wrk_get.lua "$base/healthz" 1
-say "login storm ($LOGIN_CONNS connections) with the /healthz probe"
-BENCH_SCENARIO=mk_login_storm BENCH_OUT="$tmp/storm.jsonl" \
-  wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"$((DURATION + 3))s" --timeout 10s -s bench/wrk_login.lua "$base/auth/login" \
-  >"$tmp/wrk-storm.txt" &
-storm=$!
-started+=("$storm")
-sleep 1.5
-wrk_run mk_healthz_storm 1 wrk_get.lua "$base/healthz" 1
-wait "$storm" || true
-unset 'started[-1]'
+# wrk_slice scenario connections script url [wrk threads]: one slice, with a
+# 1 s warm-up before the first one of each scenario.
+wrk_slice() {
+  local name=$1 c=$2 script=$3 url=$4 t=${5:-$THREADS}
+  if [[ "$warmed" != *" $name "* ]]; then
+    BENCH_SCENARIO="$name" BENCH_OUT="$tmp/warmup.jsonl" \
+      wrk -t"$t" -c"$c" -d1s --timeout 10s -s "bench/$script" "$url" >/dev/null
+    warmed="$warmed$name "
+  fi
+  BENCH_SCENARIO="$name" BENCH_OUT="$results" \
+    wrk -t"$t" -c"$c" -d"${SLICE}s" --timeout 10s -s "bench/$script" "$url" >>"$tmp/wrk-$name.txt"
+}
+
+# pgbench_slice scenario mode-flags...: one slice on the pgbench database
+pgbench_slice() {
+  local name=$1 out tps lat
+  shift
+  out="$tmp/$name.txt"
+  if [[ "$warmed" != *" $name "* ]]; then
+    "$pgbin/pgbench" "${pg[@]}" -n -M prepared -c "$POOL_TOTAL" -j "$THREADS" -T 1 "$@" pgbench >/dev/null 2>&1
+    warmed="$warmed$name "
+  fi
+  "$pgbin/pgbench" "${pg[@]}" -n -M prepared -c "$POOL_TOTAL" -j "$THREADS" -T "$SLICE" "$@" pgbench \
+    >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -n 1)
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out" | head -n 1)
+  fact "{\"kind\":\"pgbench\",\"scenario\":\"$name\",\"rps\":${tps:-0},\"avg_ms\":${lat:-0},\"duration_s\":$SLICE,\"clients\":$POOL_TOTAL}"
+}
+
+# the crypto floor: one verify with moonkeep's parameters, and all cores at once
+hash_slice() {
+  fact "$(sed 's/^{/{"kind":"hash","cores":'"$(nproc)"',/' <("$helpers/hash_cost" "$(nproc)" "$SLICE"))"
+}
+
+# The /healthz probe (one connection) idle, then while a login storm runs.
+storm_slices() {
+  wrk_slice mk_healthz_idle 1 wrk_get.lua "$base/healthz" 1
+  BENCH_SCENARIO=mk_login_storm BENCH_OUT="$tmp/storm.jsonl" \
+    wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"$((SLICE + 3))s" --timeout 10s -s bench/wrk_login.lua \
+    "$base/auth/login" >>"$tmp/wrk-storm.txt" &
+  storm=$!
+  started+=("$storm")
+  sleep 1
+  wrk_slice mk_healthz_storm 1 wrk_get.lua "$base/healthz" 1
+  wait "$storm" || true
+  unset 'started[-1]'
+}
+
+run_round() { # round number: every scenario once, grouped with its references
+  say "round $1 of $ROUNDS"
+  wrk_slice ref_bare_shared "$CONNS" wrk_get.lua "http://127.0.0.1:$BARE_PORT/healthz"
+  wrk_slice mk_healthz "$CONNS" wrk_get.lua "$base/healthz"
+  wrk_slice ref_nginx "$CONNS" wrk_get.lua "http://127.0.0.1:$NGINX_PORT/healthz"
+  wrk_slice mk_root "$CONNS" wrk_get.lua "$base/"
+  wrk_slice ref_bare_reuseport "$CONNS" wrk_get.lua "http://127.0.0.1:$REUSE_PORT/healthz"
+
+  pgbench_slice ref_pgbench_select -S
+  wrk_slice mk_user_read "$CONNS" wrk_user_read.lua "$base/users/1"
+  wrk_slice mk_user_list "$CONNS" wrk_get.lua "$base/users?limit=20"
+
+  pgbench_slice ref_pgbench_writes -N
+  wrk_slice mk_writes "$CONNS" wrk_writes.lua "$base/user"
+
+  hash_slice
+  wrk_slice mk_login "$LOGIN_CONNS" wrk_login.lua "$base/auth/login"
+
+  storm_slices
+}
+
+for round in $(seq "$ROUNDS"); do run_round "$round"; done
 
 # RSS at the end, with the number of requests moonkeep has answered
 total=$(cat "$results" "$tmp/warmup.jsonl" "$tmp/storm.jsonl" \
-  | sed -n 's/.*"scenario":"mk_[^"]*","requests":\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 10003}')
+  | sed -n 's/.*"scenario":"mk_[^"]*","requests":\([0-9]*\).*/\1/p' | awk -v r="$reads" '{s += $1} END {print s + r + 3}')
 rss_fact end "$total"
 
 # ---- the table -----------------------------------------------------------------------

@@ -12,5 +12,6 @@
 #include "mail.h"
 #include "metrics.h"
 #include "transfer.h"
+#include "firehose.h"
 
 #endif

@@ -81,6 +81,7 @@ struct conn {
 static struct {
     struct event_base *base;
     double read_timeout_s;
+    size_t max_head;                  /* MAX_HEADER_BYTES */
     unsigned max;                     /* the effective cap */
     unsigned count;
     struct evconnlistener *listener;  /* NULL once the worker let go of it */
@@ -126,6 +127,7 @@ size_t host_head_scan(struct head_scan *s, const unsigned char *p, size_t n)
         }
         s->prev = b;
     }
+    s->bytes += i;
     return i;
 }
 
@@ -143,12 +145,12 @@ static void scan_buffer(struct conn *c, struct evbuffer *buf, size_t off, size_t
             size_t k = v[i].iov_len < len - done ? v[i].iov_len : len - done;
             done += host_head_scan(&c->head, v[i].iov_base, k);
         }
-        if (c->head.bad) c->flags |= HOST_CONN_HEAD_BAD;
         if (done == 0 || done >= len) break;
         len -= done;
         if (evbuffer_ptr_set(buf, &at, done, EVBUFFER_PTR_ADD) != 0) break;
     }
     if (c->head.bad) c->flags |= HOST_CONN_HEAD_BAD;
+    if (c->head.bytes > conns.max_head) c->flags |= HOST_CONN_HEAD_LONG;
 }
 
 /* ---- accepting ---------------------------------------------------------------- */
@@ -427,6 +429,7 @@ int host_conn_init(struct event_base *base, struct evhttp *http, const struct co
     LIST_INIT(&conns.all);
     conns.base = base;
     conns.read_timeout_s = cfg->request_read_timeout_s;
+    conns.max_head = cfg->max_header_bytes;
     conns.max = cap_for_descriptors((unsigned)cfg->max_connections);
     conns.limit_logged = -LIMIT_LOG_INTERVAL_S;
     conns.resume = evtimer_new(base, resume_cb, NULL);

@@ -19,6 +19,9 @@ struct evhttp_request;
  * line. evhttp cuts a header line at a NUL and takes a bare LF for a line
  * end, so the parsed headers cannot tell; the bytes on the wire can. */
 #define HOST_CONN_HEAD_BAD 0x1u
+/* Set when the head has grown past MAX_HEADER_BYTES: evhttp refuses it with
+ * a 400 that cannot say why (its parser's "too long" becomes "invalid"). */
+#define HOST_CONN_HEAD_LONG 0x2u
 
 /* Starts watching the connections of `http` (it installs evhttp's bufferevent
  * callback): call before the first accept. Raises RLIMIT_NOFILE towards
@@ -53,6 +56,7 @@ struct head_scan {
     unsigned char prev; /* the previous byte, 0 at the start */
     size_t line_len;    /* bytes in the current line, CR excluded */
     size_t lines;       /* complete lines so far */
+    size_t bytes;       /* bytes of the head so far */
 };
 
 void host_head_scan_reset(struct head_scan *s);

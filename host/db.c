@@ -448,17 +448,8 @@ static int push_server_error(lua_State *L, const PGresult *res)
     return 2;
 }
 
-/* Pushes the value of one field, typed by its column's OID. Stack: +1
- * (json columns use 2 more slots while cjson.decode runs; it raises on bad
- * input, caught by op_push's protected call). */
-static void push_value(lua_State *L, const PGresult *res, int row, int col, Oid type)
+void host_db_push_text(lua_State *L, const char *v, size_t len, unsigned int type)
 {
-    if (PQgetisnull(res, row, col)) {
-        lua_pushlightuserdata(L, NULL); /* cjson.null */
-        return;
-    }
-    const char *v = PQgetvalue(res, row, col);
-    size_t len = (size_t)PQgetlength(res, row, col);
     switch (type) {
     case OID_INT2:
     case OID_INT4:
@@ -493,6 +484,18 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col, Oid 
     default:
         lua_pushlstring(L, v, len);
     }
+}
+
+/* Pushes the value of one field, typed by its column's OID. Stack: +1
+ * (json columns use 2 more slots while cjson.decode runs; it raises on bad
+ * input, caught by op_push's protected call). */
+static void push_value(lua_State *L, const PGresult *res, int row, int col, Oid type)
+{
+    if (PQgetisnull(res, row, col)) {
+        lua_pushlightuserdata(L, NULL); /* cjson.null */
+        return;
+    }
+    host_db_push_text(L, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col), type);
 }
 
 /* Pushes the rows of a result. Stack: +1. While it works:

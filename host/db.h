@@ -12,6 +12,14 @@ struct event_base;
  * VM `L`. Also loads cjson into L for json/jsonb columns. Stack: +1. */
 int host_db_open(lua_State *L);
 
+/* Pushes a field's text value (`len` bytes at v, NUL-terminated as libpq
+ * gives it) as the Lua value its column type `type` (an OID) maps to:
+ * numbers for int2/4/8, oid, float4/8; a boolean for bool; RFC 3339 text for
+ * timestamptz; the cjson.decode of json/jsonb (raises on bad JSON: call
+ * under pcall); the text otherwise. Pure: push_rows uses it for every
+ * field, and fuzz/db_value_fuzz.c drives it directly. Stack: +1. */
+void host_db_push_text(lua_State *L, const char *v, size_t len, unsigned int type);
+
 /* Per-worker service (services.h). init reads DB_* from the environment and
  * starts the pool's connections without waiting for them: it never blocks
  * on the database. Returns 0, or -1 after logging why (bad DATABASE_URL,

@@ -7,8 +7,8 @@
  * which writes an HTML page. libevent calls that function through its PLT,
  * so this definition, exported by the executable (ENABLE_EXPORTS), takes its
  * place inside libevent as well and every such reply gets the API.md error
- * body, an X-Request-Id and an access line. Oversized headers come to it as
- * a 400 and leave as 431.
+ * body, an X-Request-Id and an access line. Oversized heads come to it as a
+ * 400 and leave as 431 (conn.c counted the bytes).
  *
  * host_http_error_raw formats the same reply as bytes, for the one place
  * that answers outside evhttp (conn.c's read deadline, 408).
@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
@@ -29,14 +28,6 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
-
-/* MAX_HEADER_BYTES as the worker set it (0 before host_http_errors_init). */
-static size_t max_header_bytes;
-
-void host_http_errors_init(size_t header_limit)
-{
-    max_header_bytes = header_limit;
-}
 
 static const char *error_code(int status)
 {
@@ -91,18 +82,6 @@ static void new_request_id(char out[33])
     sodium_bin2hex(out, 33, raw, sizeof raw);
 }
 
-/* evhttp says 400 for a request line or header block over the limit (the
- * parser's DATA_TOO_LONG becomes INVALID_HEADER): what it has read of the
- * head, plus what waits unparsed, tells the two apart. */
-static int headers_too_large(struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    size_t pending = bev ? evbuffer_get_length(bufferevent_get_input(bev)) : 0;
-    return max_header_bytes > 0 && req->kind == EVHTTP_REQUEST &&
-           req->headers_size + pending > max_header_bytes;
-}
-
 size_t host_http_error_raw(int status, const char *request_id, char *out, size_t cap)
 {
     struct evbuffer *body = evbuffer_new();
@@ -134,9 +113,9 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         evhttp_connection_free(evhttp_request_get_connection(req));
         return;
     }
-    /* no read deadline while the reply goes out */
-    host_conn_request_started(req);
-    if (error == 400 && headers_too_large(req)) error = 431;
+    /* no read deadline while the reply goes out; conn.c saw the raw head */
+    unsigned head = host_conn_request_started(req);
+    if (error == 400 && (head & HOST_CONN_HEAD_LONG)) error = 431;
     new_request_id(request_id);
     add_body(body, error);
 

@@ -9,12 +9,9 @@
  * and in conn.c (raw bytes). */
 #include "request.h"
 
-#include <ctype.h>
 #include <stdio.h>
-#include <sys/queue.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>

@@ -10,5 +10,8 @@
 HOST_SERVICE(host_metrics_init, host_metrics_shutdown)
 HOST_SERVICE(host_password_init, host_password_shutdown)
 HOST_SERVICE(host_transfer_init, host_transfer_shutdown)
+/* Firehose right after transfer: it sends over the transfer thread, so it
+ * stops before it, and after mail and db, so their shutdown lines ship */
+HOST_SERVICE(host_firehose_init, host_firehose_shutdown)
 HOST_SERVICE(host_mail_init, host_mail_shutdown)
 HOST_SERVICE(host_db_init, host_db_shutdown)

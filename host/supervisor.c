@@ -316,6 +316,31 @@ static void remove_pid_file(void)
     if (path) unlink(path);
 }
 
+/* Binds the listening socket and, with METRICS_PORT, the metrics one, and
+ * maps the shared metrics block: all before the first fork, so that every
+ * worker inherits them. Returns 0, or -1 after logging why. */
+static int open_listeners(struct master *m)
+{
+    const struct config *cfg = m->cfg;
+    if ((m->listen_fd = bind_listener(cfg->host, cfg->port)) < 0) return -1;
+    if (cfg->metrics_port > 0 && (m->metrics_fd = bind_listener(cfg->metrics_host, cfg->metrics_port)) < 0)
+        return -1;
+    if (host_metrics_setup(cfg->workers, m->metrics_fd) != 0) return -1;
+    struct log_line *line = host_log_begin(LOG_INFO, "listening");
+    host_log_str(line, "host", cfg->host);
+    host_log_int(line, "port", cfg->port);
+    host_log_int(line, "workers", cfg->workers);
+    if (cfg->metrics_port > 0) host_log_int(line, "metrics_port", cfg->metrics_port);
+    host_log_end(line);
+    return 0;
+}
+
+static void close_listeners(struct master *m)
+{
+    if (m->listen_fd >= 0) close(m->listen_fd);
+    if (m->metrics_fd >= 0) close(m->metrics_fd);
+}
+
 /* Settings that would make every worker fail are refused before forking. */
 static int check_settings(void)
 {
@@ -350,20 +375,12 @@ int host_supervisor_run(const struct config *cfg)
     m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     m.slots = calloc((size_t)cfg->workers, sizeof *m.slots);
     if (m.signal_fd < 0 || m.slots == NULL) goto done;
-    if ((m.listen_fd = bind_listener(cfg->host, cfg->port)) < 0) goto done;
-    if (cfg->metrics_port > 0 && (m.metrics_fd = bind_listener(cfg->metrics_host, cfg->metrics_port)) < 0) goto done;
-    if (host_metrics_setup(cfg->workers, m.metrics_fd) != 0) goto done;
+    if (open_listeners(&m) != 0) goto done;
     m.watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (m.watch_fd < 0) host_log(LOG_WARN, "inotify unavailable: scripts reload on SIGHUP only");
     watch_tree(&m);
     write_pid_file();
 
-    struct log_line *line = host_log_begin(LOG_INFO, "listening");
-    host_log_str(line, "host", cfg->host);
-    host_log_int(line, "port", cfg->port);
-    host_log_int(line, "workers", cfg->workers);
-    if (cfg->metrics_port > 0) host_log_int(line, "metrics_port", cfg->metrics_port);
-    host_log_end(line);
     for (int i = 0; i < cfg->workers; i++) spawn(&m, &m.slots[i]);
 
     for (;;) {
@@ -393,8 +410,7 @@ int host_supervisor_run(const struct config *cfg)
     host_log(LOG_INFO, status == 0 ? "stopped" : "stopped with errors");
 
 done:
-    if (m.listen_fd >= 0) close(m.listen_fd);
-    if (m.metrics_fd >= 0) close(m.metrics_fd);
+    close_listeners(&m);
     if (m.signal_fd >= 0) close(m.signal_fd);
     if (m.watch_fd >= 0) close(m.watch_fd);
     free(m.slots);

@@ -1,6 +1,8 @@
 /* worker.c — a worker process: event loop, evhttp server, script
  * generation, reload on SIGHUP and drain on SIGTERM. Owns everything in
- * struct worker; host_worker_run frees it all before returning. */
+ * struct worker; host_worker_run frees it all before returning. The read
+ * deadline and the connection cap live in conn.c, which it starts here and
+ * tells when the listening socket goes away. */
 #include "worker.h"
 
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <event2/http.h>
 
 #include "bindings.h"
+#include "conn.h"
 #include "log.h"
 #include "request.h"
 #include "snapshot.h"
@@ -76,6 +79,7 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (w->bound && now - w->drain_started >= DRAIN_ACCEPT_S) {
+        host_conn_set_listener(NULL);
         evhttp_del_accept_socket(w->http, w->bound);
         w->bound = NULL;
     }
@@ -144,7 +148,7 @@ static int setup_http(struct worker *w, int listen_fd)
 {
     const struct config *cfg = w->cfg;
     w->http = evhttp_new(w->base);
-    if (w->http == NULL) return -1;
+    if (w->http == NULL || host_conn_init(w->base, w->http, cfg) != 0) return -1;
     evhttp_set_gencb(w->http, host_request_cb, w);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
@@ -155,7 +159,9 @@ static int setup_http(struct worker *w, int listen_fd)
         EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(w->http, "application/json; charset=utf-8");
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
-    return w->bound ? 0 : -1;
+    if (w->bound == NULL) return -1;
+    host_conn_set_listener(w->bound);
+    return 0;
 }
 
 int host_worker_run(const struct config *cfg, int listen_fd)
@@ -189,7 +195,11 @@ done:
         if (w.signals[i]) event_free(w.signals[i]);
     if (w.drain_timer) event_free(w.drain_timer);
     /* evhttp_free would free requests still owned by tasks: only when none */
-    if (w.http && w.inflight == 0) evhttp_free(w.http);
+    host_conn_set_listener(NULL);
+    if (w.http && w.inflight == 0) {
+        evhttp_free(w.http);
+        host_conn_shutdown();
+    }
     if (w.inflight == 0) {
         host_generation_unref(w.current);
         stop_services();

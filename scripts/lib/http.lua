@@ -5,8 +5,8 @@ local cjson = require "cjson.safe"
 local json = require "host.json"
 
 local type, pairs, next, setmetatable, tostring, tonumber = type, pairs, next, setmetatable, tostring, tonumber
-local find, lower = string.find, string.lower
-local max, ceil = math.max, math.ceil
+local find, lower, byte, sub = string.find, string.lower, string.byte, string.sub
+local max, ceil, huge = math.max, math.ceil, math.huge
 
 -- Strict JSON: no NaN/Infinity/hex numbers, bounded nesting.
 cjson.decode_invalid_numbers(false)
@@ -34,6 +34,9 @@ http.MESSAGES = {
   not_found = "no such resource",
   method_not_allowed = "method not allowed on this resource",
   invalid_json = "the body is not valid JSON",
+  not_utf8 = "the body is not valid UTF-8",
+  duplicate_key = "the body repeats a key inside one object",
+  control_in_string = "a string in the body contains a raw control character (escape it)",
   not_an_object = "the body must be a JSON object",
   unsupported_media_type = "send the body as application/json",
   unauthorized = "authentication required",
@@ -115,13 +118,103 @@ end
 
 http.is_json_type = is_json_type
 
+-- True when s is valid UTF-8 (no stray continuation bytes, overlong forms,
+-- surrogates, or code points past U+10FFFF). ASCII runs are skipped by find.
+local function is_utf8(s)
+  local i, len = 1, #s
+  while true do
+    i = find(s, "[\128-\255]", i)
+    if not i then return true end
+    local c = byte(s, i)
+    local need, lo, hi = 0, 0x80, 0xBF -- the bounds of the second byte
+    if c >= 0xC2 and c <= 0xDF then need = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+      need = 2
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      need = 3
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return false end
+    if i + need > len then return false end
+    local c2 = byte(s, i + 1)
+    if c2 < lo or c2 > hi then return false end
+    for j = i + 2, i + need do
+      local cc = byte(s, j)
+      if cc < 0x80 or cc > 0xBF then return false end
+    end
+    i = i + need + 1
+  end
+end
+http.is_utf8 = is_utf8
+
+-- What lua-cjson lets through and strict JSON (RFC 8259) does not: a raw
+-- control character inside a string (cjson takes a raw tab or newline, and
+-- stops reading at a NUL, ignoring whatever follows), and an object that
+-- repeats a key (cjson keeps the last one silently; a proxy or WAF in front
+-- may keep the first, so the two would disagree about what was sent).
+-- Returns the message for a 400, or nil. `text` is what cjson accepted;
+-- anything else reads as malformed, never as an error. Keys are compared
+-- decoded ("a" and "\u0061" are the same key).
+local function strict_json_problem(text)
+  if find(text, "%z") then return http.MESSAGES.invalid_json end
+  local CONTROL = "[%z\1-\31]"
+  local sets, depth, expect_key, pos = {}, 0, false, 1
+  local control = find(text, CONTROL) or huge -- the next control character (kept monotonic: O(n))
+  while true do
+    local at, _, c = find(text, '([{}%[%],:"])', pos)
+    if not at then return nil end
+    pos = at + 1
+    if c == '"' then
+      local close = pos
+      while true do -- the closing quote: skip escaped characters
+        close = find(text, '["\\]', close)
+        if not close then return http.MESSAGES.invalid_json end
+        if byte(text, close) ~= 92 then break end
+        close = close + 2
+      end
+      if control < pos then control = find(text, CONTROL, pos) or huge end
+      if control < close then return http.MESSAGES.control_in_string end
+      if expect_key then
+        local key = sub(text, at + 1, close - 1)
+        if find(key, "\\", 1, true) then key = cjson.decode(sub(text, at, close)) or key end
+        local set = sets[depth]
+        if set then
+          if set[key] then return http.MESSAGES.duplicate_key end
+          set[key] = true
+        end
+        expect_key = false
+      end
+      pos = close + 1
+    elseif c == "{" then
+      depth = depth + 1
+      sets[depth], expect_key = {}, true
+    elseif c == "[" then
+      depth = depth + 1
+      sets[depth], expect_key = false, false
+    elseif c == "}" or c == "]" then
+      if depth > 0 then sets[depth], depth = nil, depth - 1 end
+      expect_key = false
+    elseif c == "," then
+      expect_key = sets[depth] and true or false
+    else -- ":"
+      expect_key = false
+    end
+  end
+end
+
 -- Reads the body as a JSON object. Returns the table, or nil and the error
 -- response. An absent body reads as {} so that "{}"-optional routes work.
+-- Beyond cjson's own checks: the body must be UTF-8, strings may not hold
+-- raw control characters, no object may repeat a key (strict_json_problem),
+-- and nesting is bounded (decode_max_depth above).
 function http.read_json(req)
   local body = req.body
   if body == nil or body == "" then return {} end
   if not is_json_type(req.headers["content-type"]) then
     return nil, http.error("unsupported_media_type")
+  end
+  if not is_utf8(body) then
+    return nil, http.error("invalid_json", http.MESSAGES.not_utf8)
   end
   local value = cjson.decode(body)
   if value == nil then
@@ -129,6 +222,10 @@ function http.read_json(req)
   end
   if type(value) ~= "table" or value[1] ~= nil or (next(value) == nil and find(body, "^%s*%[")) then
     return nil, http.error("invalid_json", http.MESSAGES.not_an_object)
+  end
+  local problem = strict_json_problem(body)
+  if problem then
+    return nil, http.error("invalid_json", problem)
   end
   return value
 end

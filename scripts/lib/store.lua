@@ -19,7 +19,7 @@ local cjson = require "cjson.safe"
 local http = require "lib.http"
 local log = require "host.log"
 
-local type, setmetatable, tostring, select, unpack = type, setmetatable, tostring, select, unpack
+local type, setmetatable, tostring, select, unpack, ipairs = type, setmetatable, tostring, select, unpack, ipairs
 local format = string.format
 local null = cjson.null
 
@@ -28,6 +28,11 @@ local null = cjson.null
 local ADMIN = "id, email, name, confirmed, created_at, updated_at"
 local ADMIN_A = "a.id, a.email, a.name, a.confirmed, a.created_at, a.updated_at"
 local USER = "id, email, name, active, created_by, created_at, updated_at"
+-- The user columns session_admin reads beside the admin's (same names, so
+-- prefixed): one round trip for GET /users/{id} (docs/performance.md).
+local USER_FIELDS = {"id", "email", "name", "active", "created_by", "created_at", "updated_at"}
+local USER_U = "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS u_active,"
+  .. " u.created_by AS u_created_by, u.created_at AS u_created_at, u.updated_at AS u_updated_at"
 local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
@@ -79,7 +84,9 @@ local SQL = {
   -- current one (refresh_jti) is accepted
   create_session = "INSERT INTO sessions (admin_id, refresh_jti, expires_at)"
     .. " VALUES ($1::bigint, $2::text, now() + " .. secs("$3") .. ") RETURNING id",
-  session_admin = "SELECT " .. ADMIN_A .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
+  -- the access check; $3, when not null, is a user read in the same statement
+  session_admin = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
+    .. " LEFT JOIN users u ON u.id = $3::bigint"
     .. " WHERE s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()",
   rotate_session = "WITH s AS ("
     .. "UPDATE sessions SET refresh_jti = $4::text, last_used_at = now(), expires_at = now() + " .. secs("$5")
@@ -303,9 +310,23 @@ function Store:create_session(admin_id, refresh_jti, ttl)
   return tostring(row.id)
 end
 
--- The admin of a live session (the access check), or nil.
-function Store:session_admin(sid, admin_id)
-  return self:one("session_admin", sid, admin_id)
+-- The admin of a live session (the access check), or nil. With `user_id`
+-- the same statement also reads that user: the third result is its row,
+-- false when there is no such user, nil when the statement did not say
+-- (the in-memory database of the route specs reads no user).
+function Store:session_admin(sid, admin_id, user_id)
+  local row, err = self:one("session_admin", sid, admin_id, opt(user_id))
+  if not row then return nil, err end
+  local user
+  if user_id ~= nil and row.u_id ~= nil then
+    user = false
+    if row.u_id ~= null then
+      user = {}
+      for _, f in ipairs(USER_FIELDS) do user[f] = row["u_" .. f] end
+    end
+  end
+  for _, f in ipairs(USER_FIELDS) do row["u_" .. f] = nil end
+  return row, nil, user
 end
 
 -- Moves a live session from refresh token `old_jti` to `new_jti` and extends

@@ -2,6 +2,7 @@
 -- /user?id=N routes and their REST form /users/{id}. Every route needs an
 -- access token; created_by is the admin who created the user.
 local log = require "host.log"
+local auth = require "lib.auth"
 local http = require "lib.http"
 local store = require "lib.store"
 local validate = require "lib.validate"
@@ -9,6 +10,7 @@ local views = require "lib.views"
 local page = require "lib.page"
 
 local next = next
+local find = string.find
 
 local MSG = {
   id_missing = "the id query parameter is required",
@@ -28,6 +30,21 @@ local function user_id(req, params)
   if not id then return nil, http.error("bad_request", "id " .. msg) end
   return id
 end
+
+-- GET /users/{id} and GET /user?id=N read one row: the session check reads
+-- it in the same statement (lib/auth.lua, read_user_with_session). Runs
+-- before the handler, for every authenticated request.
+auth.read_user_with_session(function(req)
+  if req.method ~= "GET" and req.method ~= "HEAD" then return nil end
+  local raw
+  if req.path == "/user" or req.path == "/user/" then
+    raw = req.query.id
+  elseif req.params and find(req.path, "^/users/[^/]+/?$") then
+    raw = req.params.id
+  end
+  if raw == nil then return nil end
+  return (validate.id(raw))
+end)
 
 local function user_reply(row)
   return {user = views.user(row)}
@@ -51,8 +68,12 @@ local function show(req, params)
   local id, err = user_id(req, params)
   if not id then return err end
   local user
-  user, err = store:find_user(id)
-  if err then return err end
+  if req.auth.user_id == id then
+    user = req.auth.user -- read with the session check
+  else
+    user, err = store:find_user(id)
+    if err then return err end
+  end
   if not user then return http.error("not_found", MSG.not_found) end
   return http.ok(user_reply(user))
 end

@@ -298,8 +298,8 @@ function fakes.info(status)
 end
 
 function fakes.metrics()
-  local metrics = {routes = {}, text = "# TYPE moonkeep_http_requests_in_flight gauge\nmoonkeep_http_requests_in_flight 1\n",
-                   separate_port = false, CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"}
+  local metrics = {routes = {}, separate_port = false, CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8",
+                   text = "# TYPE moonkeep_http_requests_in_flight gauge\nmoonkeep_http_requests_in_flight 1\n"}
   function metrics.route(pattern)
     check_type("route", 1, pattern, "string")
     metrics.routes[#metrics.routes + 1] = pattern

@@ -32,7 +32,8 @@ server.sleep = sleep
 
 math.randomseed(os.time() + (unistd.getpid() or 0))
 
--- opts: env = {...}, scripts = dir, workers = n, wait = seconds
+-- opts: env = {...}, scripts = dir, workers = n, wait = seconds,
+-- bin = executable, args = its arguments (default {"serve"})
 function server.start(opts)
   opts = opts or {}
   local port = opts.port or free_port()
@@ -55,7 +56,7 @@ function server.start(opts)
     local fd = fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
     unistd.dup2(fd, 1)
     unistd.dup2(fd, 2)
-    unistd.execp(bin, {"serve"})
+    unistd.execp(bin, opts.args or {"serve"})
     os.exit(127)
   end
   local self = setmetatable({pid = pid, port = port, log_path = log_path, env = env, outbox = outbox}, Server)

@@ -1,0 +1,152 @@
+-- deploy/ecs/task-definition.json: valid JSON with what an ECS Fargate
+-- service behind an ALB needs, secrets only from Secrets Manager, and no
+-- environment variable that moonkeep does not read (a typo there would be
+-- silently ignored in production).
+local cjson = require "cjson"
+
+local TASK_DEFINITION = "deploy/ecs/task-definition.json"
+
+-- Variables the Firehose shipper (issue 6, being built on host/transfer.c)
+-- will read; remove an entry once host/*.c reads it.
+local KNOWN_UPCOMING = {FIREHOSE_STREAM = true, AWS_REGION = true}
+
+-- The Application Load Balancer's idle timeout (deploy/README.md).
+local ALB_IDLE_TIMEOUT_S = 60
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local function files(pattern)
+  local p = io.popen("ls " .. pattern)
+  local out = {}
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  return out
+end
+
+-- Every environment variable moonkeep reads: host/*.c through
+-- config_env_long/config_env_str/getenv/env_bool, the scripts through
+-- lib/config.lua's str/int (and any os.getenv).
+local function variables_moonkeep_reads()
+  local vars = {}
+  for _, path in ipairs(files("host/*.c")) do
+    local text = read(path)
+    for _, fn in ipairs({"config_env_long", "config_env_str", "getenv", "env_bool"}) do
+      for name in text:gmatch("%f[%w_]" .. fn .. "%(%s*\"([A-Z0-9_]+)\"") do vars[name] = path end
+    end
+  end
+  local config = read("scripts/lib/config.lua")
+  for fn, name in config:gmatch("%f[%w_](%a+)%(\"([A-Z0-9_]+)\"") do
+    if fn == "str" or fn == "int" then vars[name] = "scripts/lib/config.lua" end
+  end
+  for _, path in ipairs(files("scripts/*.lua scripts/*/*.lua")) do
+    for name in read(path):gmatch("os%.getenv%(%s*\"([A-Z0-9_]+)\"") do vars[name] = path end
+  end
+  return vars
+end
+
+describe("the ECS task definition", function()
+  local td, container
+
+  setup(function()
+    td = cjson.decode(read(TASK_DEFINITION))
+    container = td.containerDefinitions[1]
+  end)
+
+  it("is a Fargate task on awsvpc with a valid cpu/memory pair", function()
+    assert.same({"FARGATE"}, td.requiresCompatibilities)
+    assert.equal("awsvpc", td.networkMode)
+    local cpu, memory = tonumber(td.cpu), tonumber(td.memory)
+    -- Fargate: 1 vCPU takes 2..8 GiB, 2 vCPU 4..16 GiB, in 1 GiB steps
+    local ranges = {[256] = {512, 2048}, [512] = {1024, 4096}, [1024] = {2048, 8192}, [2048] = {4096, 16384},
+                    [4096] = {8192, 30720}}
+    local range = assert(ranges[cpu], "cpu " .. tostring(td.cpu))
+    assert.is_true(memory >= range[1] and memory <= range[2], "memory " .. tostring(td.memory))
+    assert.is_string(td.executionRoleArn)
+    assert.is_string(td.taskRoleArn, "the task role carries firehose:PutRecordBatch")
+  end)
+
+  it("runs one essential container named moonkeep on port 5000", function()
+    assert.equal(1, #td.containerDefinitions)
+    assert.equal("moonkeep", container.name, "deploy/cloudformation and the ALB target name it")
+    assert.is_true(container.essential)
+    assert.equal(5000, container.portMappings[1].containerPort)
+    assert.equal("tcp", container.portMappings[1].protocol)
+  end)
+
+  it("checks health with the image's own probe, and stops within stopTimeout", function()
+    local hc = container.healthCheck
+    assert.same({"CMD", "/opt/moonkeep/bin/container-steps.sh", "healthcheck"}, hc.command)
+    assert.matches('HEALTHCHECK.-"/opt/moonkeep/bin/container%-steps%.sh", "healthcheck"', read("Dockerfile"))
+    assert.is_true(hc.interval >= 5 and hc.timeout < hc.interval and hc.retries >= 1 and hc.startPeriod >= 10)
+    assert.equal(30, container.stopTimeout)
+  end)
+
+  it("takes JWT_SECRET, DATABASE_URL and MAIL_URL from Secrets Manager, and no secret from the environment", function()
+    local secrets = {}
+    for _, s in ipairs(container.secrets) do
+      secrets[s.name] = s.valueFrom
+      assert.is_truthy(s.valueFrom:match("^arn:aws:secretsmanager:") or s.valueFrom:match("^%${[A-Z_]+_ARN}$"),
+        s.name .. ": " .. s.valueFrom)
+    end
+    for _, name in ipairs({"JWT_SECRET", "DATABASE_URL", "MAIL_URL"}) do
+      assert.is_string(secrets[name], name)
+    end
+    for _, e in ipairs(container.environment) do
+      assert.is_nil(secrets[e.name], e.name .. " is both a secret and plain environment")
+      local secret_like = e.name:match("SECRET") or e.name:match("PASSWORD") or e.name == "DATABASE_URL"
+        or e.name == "MAIL_URL"
+      assert.is_falsy(secret_like, e.name .. " belongs in secrets")
+    end
+  end)
+
+  it("logs stdout through awslogs (or FireLens) without blocking the process", function()
+    local lc = container.logConfiguration
+    assert.is_truthy(lc.logDriver == "awslogs" or lc.logDriver == "awsfirelens", lc.logDriver)
+    if lc.logDriver == "awslogs" then
+      assert.is_string(lc.options["awslogs-group"])
+      assert.is_string(lc.options["awslogs-region"])
+      assert.is_string(lc.options["awslogs-stream-prefix"])
+      assert.equal("non-blocking", lc.options.mode)
+    end
+  end)
+
+  it("configures Firehose, and keeps connections open longer than the ALB", function()
+    local env = {}
+    for _, e in ipairs(container.environment) do
+      assert.is_string(e.value, e.name)
+      env[e.name] = e.value
+    end
+    assert.is_string(env.FIREHOSE_STREAM)
+    assert.is_string(env.AWS_REGION)
+    assert.is_true(tonumber(env.KEEPALIVE_TIMEOUT_S or "75") > ALB_IDLE_TIMEOUT_S)
+    assert.is_true(tonumber(env.SHUTDOWN_GRACE_S or "20") + 5 <= container.stopTimeout,
+      "the drain ends before ECS sends SIGKILL")
+    assert.equal("0.0.0.0", env.HOST)
+    assert.equal("5000", env.PORT)
+    if env.METRICS_PORT then
+      local mapped = false
+      for _, p in ipairs(container.portMappings) do mapped = mapped or p.containerPort == tonumber(env.METRICS_PORT) end
+      assert.is_true(mapped, "METRICS_PORT is mapped")
+    end
+  end)
+
+  it("names only environment variables that moonkeep reads", function()
+    local reads = variables_moonkeep_reads()
+    -- the collector itself works: a few that are certainly read
+    for _, name in ipairs({"PORT", "WORKERS", "JWT_SECRET", "DATABASE_URL", "MAIL_URL", "PUBLIC_URL",
+                           "METRICS_PORT"}) do
+      assert.is_string(reads[name], name .. " not found by the collector")
+    end
+    local names = {}
+    for _, e in ipairs(container.environment) do names[#names + 1] = e.name end
+    for _, s in ipairs(container.secrets) do names[#names + 1] = s.name end
+    for _, name in ipairs(names) do
+      assert.is_truthy(reads[name] or KNOWN_UPCOMING[name], name .. " is not read by moonkeep")
+    end
+  end)
+end)
