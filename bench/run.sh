@@ -148,12 +148,16 @@ SQL
   || { cat "$tmp/pgbench-init.log" >&2; exit 1; }
 
 # ---- moonkeep ----------------------------------------------------------------------
+# A copy named mk-bench: its processes are told apart from any other moonkeep
+# on the machine (ps, perf, and whatever stops development servers by name).
 say "starting moonkeep ($WORKERS workers, DB_POOL_SIZE=$DB_POOL_SIZE)"
+mkdir -p "$tmp/bin"
+cp "$BIN" "$tmp/bin/mk-bench"
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0) \
 HOST=127.0.0.1 PORT=$PORT WORKERS=$WORKERS DB_POOL_SIZE=$DB_POOL_SIZE \
 OUTBOX_DIR="$tmp/outbox" PUBLIC_URL="http://127.0.0.1:$PORT" PID_FILE="$tmp/moonkeep.pid" \
 ACCESS_TOKEN_TTL_S=3600 SHUTDOWN_GRACE_S=2 MIGRATE_ON_START=false \
-  "$BIN" serve >"$tmp/moonkeep.log" 2>&1 &
+  "$tmp/bin/mk-bench" serve >"$tmp/moonkeep.log" 2>&1 &
 mk=$!
 started+=("$mk")
 wait_http "http://127.0.0.1:$PORT/healthz"

@@ -413,7 +413,7 @@ static unsigned cap_for_descriptors(unsigned max)
     rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return max;
-    unsigned allowed = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+    unsigned allowed = rl.rlim_cur > (rlim_t)2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
                                                     : (unsigned)(rl.rlim_cur / 2);
     struct log_line *line = host_log_begin(LOG_WARN, "MAX_CONNECTIONS lowered to fit the descriptor limit");
     host_log_int(line, "max_connections", max);

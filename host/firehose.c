@@ -63,11 +63,11 @@
 
 #define FH_BATCH_RECORDS 500            /* PutRecordBatch: records per call */
 #define FH_BATCH_BYTES 4000000          /* our bound on a request body (the limit is 4 MiB) */
-#define FH_RECORD_MAX (1000 * 1024)     /* PutRecordBatch: bytes per record, before base64 */
+#define FH_RECORD_MAX ((size_t)1000 * 1024) /* PutRecordBatch: bytes per record, before base64 */
 #define FH_REFUSED_MAX 3                /* attempts of a batch refused with a non-retryable error */
 #define FH_BACKOFF_FIRST_MS 100
 #define FH_EXIT_BACKOFF_MAX_MS 250      /* retries during the exit flush */
-#define FH_RESPONSE_MAX (1024 * 1024)   /* a bigger response is an error */
+#define FH_RESPONSE_MAX ((size_t)1024 * 1024) /* a bigger response is an error */
 #define FH_CREDS_EARLY_S 300            /* refresh credentials this long before they expire */
 #define FH_CREDS_RETRY_MAX_S 60
 #define FH_CREDS_TIMEOUT_S 5
@@ -294,7 +294,7 @@ static int jp_string(struct jp *j, char *out)
                 unsigned v = 0;
                 if (j->end - j->p < 4) return -1;
                 for (int i = 0; i < 4; i++) {
-                    int h = j->p[i];
+                    unsigned char h = (unsigned char)j->p[i];
                     v <<= 4;
                     if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
                     else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
@@ -302,7 +302,8 @@ static int jp_string(struct jp *j, char *out)
                     else return -1;
                 }
                 j->p += 4;
-                c = v > 0 && v < 0x80 ? (char)v : '?';
+                if (v > 0 && v < 0x80) c = (char)v;
+                else c = '?';
                 break;
             }
             default: c = e; break;
@@ -600,6 +601,14 @@ static struct batch *batch_take(void)
     return b;
 }
 
+/* Copies s (without its NUL) to p; returns the end. */
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
 /* The request body: {"DeliveryStreamName":"..","Records":[{"Data":".."},..]}.
  * The stream name needs no escaping (checked at init). */
 static int batch_body(struct batch *b, size_t *len)
@@ -609,19 +618,16 @@ static int batch_body(struct batch *b, size_t *len)
     TAILQ_FOREACH(rec, &b->records, link) cap += record_cost(rec->len);
     char *p = b->body = malloc(cap);
     if (p == NULL) return -1;
-    p += sprintf(p, "{\"DeliveryStreamName\":\"%s\",\"Records\":[", fh.cfg.stream);
+    p += snprintf(p, cap, "{\"DeliveryStreamName\":\"%s\",\"Records\":[", fh.cfg.stream);
     TAILQ_FOREACH(rec, &b->records, link) {
         if (rec != TAILQ_FIRST(&b->records)) *p++ = ',';
-        memcpy(p, "{\"Data\":\"", 9);
-        p += 9;
+        p = put(p, "{\"Data\":\"");
         sodium_bin2base64(p, cap - (size_t)(p - b->body), (const unsigned char *)rec->data, rec->len,
                           sodium_base64_VARIANT_ORIGINAL);
         p += b64_len(rec->len);
-        memcpy(p, "\"}", 2);
-        p += 2;
+        p = put(p, "\"}");
     }
-    memcpy(p, "]}", 3);
-    p += 2;
+    p = put(p, "]}");
     *len = (size_t)(p - b->body);
     return 0;
 }
@@ -651,6 +657,9 @@ static int batch_request(struct batch *b)
     CURL *e = b->easy;
     curl_easy_setopt(e, CURLOPT_URL, fh.cfg.url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* HTTP/1.1 also over TLS (no ALPN h2): one batch at a time gains nothing
+     * from multiplexing, and it is what the local endpoint of the specs speaks */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -1206,11 +1215,11 @@ int host_firehose_check_config(char *err, size_t cap)
 
 static void free_events(void)
 {
-    struct event **evs[] = {&fh.flush_timer, &fh.retry_timer, &fh.kick, &fh.report_timer, &fh.creds_timer,
-                            &fh.exit_timer};
-    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
-        if (*evs[i]) event_free(*evs[i]);
-        *evs[i] = NULL;
+    struct event **owned[] = {&fh.flush_timer, &fh.retry_timer, &fh.kick, &fh.report_timer, &fh.creds_timer,
+                              &fh.exit_timer};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+        if (*owned[i]) event_free(*owned[i]);
+        *owned[i] = NULL;
     }
 }
 

@@ -18,9 +18,10 @@
  *                        request.c) and published with a release store of
  *                        nseries; the key fields never change afterwards
  *   in flight            host_metrics_request_begin / _end
- *   pools, mail          sampled every second and before each render from
- *                        the worker's services (host_db_stats,
- *                        host_password_stats, host_mail_stats). Their
+ *   pools, mail,         sampled every second and before each render from
+ *   Firehose             the worker's services (host_db_stats,
+ *                        host_password_stats, host_mail_stats,
+ *                        host_firehose_stats). Their
  *                        counters start at 0 in each worker process, so the
  *                        slot adds what the previous worker had published,
  *                        and only ever raises a published counter. Up to a
@@ -48,6 +49,7 @@
 #include <lauxlib.h>
 
 #include "db.h"
+#include "firehose.h"
 #include "log.h"
 #include "mail.h"
 #include "password.h"
@@ -84,6 +86,8 @@ struct slot {
     counter_t hash_rejected;
     gauge_t mail_queued, mail_retrying;
     counter_t mail_sent, mail_failed;
+    counter_t firehose_sent, firehose_failed, firehose_dropped;
+    gauge_t firehose_buffered;
     counter_t log_lines[4];         /* by enum log_level */
     _Atomic uint32_t nseries;       /* published entries of `series` */
     struct series series[SERIES_MAX];
@@ -106,7 +110,8 @@ static struct slot *self;           /* this process's slot */
 static int is_worker;
 static int metrics_listener = -1;   /* METRICS_PORT socket, the master's */
 static struct {
-    uint64_t mail_sent, mail_failed, hash_rejected; /* what earlier workers of the slot published */
+    /* what earlier workers of the slot published */
+    uint64_t mail_sent, mail_failed, hash_rejected, firehose_sent, firehose_failed, firehose_dropped;
 } carry;
 static struct event *sample_ev;
 static struct evhttp *metrics_http;
@@ -172,6 +177,7 @@ static void zero_gauges(struct slot *s)
     SET(s->hash_running, 0);
     SET(s->mail_queued, 0);
     SET(s->mail_retrying, 0);
+    SET(s->firehose_buffered, 0);
 }
 
 void host_metrics_attach(int index)
@@ -183,6 +189,9 @@ void host_metrics_attach(int index)
     carry.mail_sent = GET(self->mail_sent);
     carry.mail_failed = GET(self->mail_failed);
     carry.hash_rejected = GET(self->hash_rejected);
+    carry.firehose_sent = GET(self->firehose_sent);
+    carry.firehose_failed = GET(self->firehose_failed);
+    carry.firehose_dropped = GET(self->firehose_dropped);
     SET(self->pid, (int64_t)getpid());
 }
 
@@ -211,9 +220,11 @@ static void sample(void)
     struct host_db_stats db;
     struct host_password_stats pw;
     struct host_mail_stats mail;
+    struct host_firehose_stats fh;
     host_db_stats(&db);
     host_password_stats(&pw);
     host_mail_stats(&mail);
+    host_firehose_stats(&fh);
     SET(self->db_size, db.size);
     SET(self->db_connected, db.connected);
     SET(self->db_in_use, db.in_use);
@@ -226,6 +237,10 @@ static void sample(void)
     SET(self->mail_retrying, (int64_t)mail.retrying);
     raise_to(&self->mail_sent, carry.mail_sent + mail.sent);
     raise_to(&self->mail_failed, carry.mail_failed + mail.failed);
+    SET(self->firehose_buffered, (int64_t)fh.buffered);
+    raise_to(&self->firehose_sent, carry.firehose_sent + fh.sent);
+    raise_to(&self->firehose_failed, carry.firehose_failed + fh.failed);
+    raise_to(&self->firehose_dropped, carry.firehose_dropped + fh.dropped);
 }
 
 static void sample_cb(evutil_socket_t fd, short what, void *arg)
@@ -572,6 +587,15 @@ int host_metrics_render(struct evbuffer *out)
             GAUGE(mail_queued));
     add_int(out, "moonkeep_mail_retrying", "gauge", "Mails held now after at least one failed attempt.",
             GAUGE(mail_retrying));
+
+    add_int(out, "moonkeep_firehose_records_sent_total", "counter", "Log records Firehose accepted.",
+            COUNTER(firehose_sent));
+    add_int(out, "moonkeep_firehose_records_failed_total", "counter",
+            "Log records given up after Firehose refused them.", COUNTER(firehose_failed));
+    add_int(out, "moonkeep_firehose_records_dropped_total", "counter",
+            "Log lines never sent because the shipper's buffer was full.", COUNTER(firehose_dropped));
+    add_int(out, "moonkeep_firehose_records_buffered", "gauge",
+            "Log records held for Firehose now (waiting, in backoff or in flight).", GAUGE(firehose_buffered));
 
     add_head(out, "moonkeep_log_lines_total", "counter", "Log lines written (after LOG_LEVEL), by level.");
     for (int level = LOG_DEBUG; level <= LOG_ERROR; level++) {

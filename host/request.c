@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "request_table.h"
 #include "task.h"
 #include "vm.h"
@@ -129,6 +130,7 @@ static void finish_request(struct http_request *hr, int status, struct evbuffer 
     add_common_headers(hr);
     evhttp_send_reply(hr->req, status, reason_phrase(status), body);
     access_log(hr, status);
+    host_metrics_request_end(hr->method, hr->task.route, status, host_now() - hr->started);
     if (hr->client_gone) event_free(hr->client_gone);
     host_task_release(&hr->task);
     free(hr->log_target);
@@ -261,6 +263,7 @@ static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
     host_log_str(line, "path", hr->log_target);
     host_log_end(line);
     access_log(hr, 499);
+    host_metrics_request_end(hr->method, hr->task.route, 499, host_now() - hr->started);
     event_free(hr->client_gone);
     host_task_release(&hr->task);
     free(hr->log_target);
@@ -291,6 +294,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     w->inflight++;
+    host_metrics_request_begin();
     hr->req = req;
     hr->worker = w;
     hr->started = host_now();

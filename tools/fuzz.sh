@@ -10,7 +10,7 @@
 #   tools/fuzz.sh                 every target
 #   tools/fuzz.sh json_fuzz ...   these targets
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(request_fuzz jwt_fuzz db_value_fuzz json_fuzz)

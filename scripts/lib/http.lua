@@ -126,7 +126,8 @@ local function is_utf8(s)
     i = find(s, "[\128-\255]", i)
     if not i then return true end
     local c = byte(s, i)
-    local need, lo, hi = 0, 0x80, 0xBF -- the bounds of the second byte
+    local need
+    local lo, hi = 0x80, 0xBF -- the bounds of the second byte
     if c >= 0xC2 and c <= 0xDF then need = 1
     elseif c >= 0xE0 and c <= 0xEF then
       need = 2

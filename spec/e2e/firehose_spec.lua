@@ -185,10 +185,14 @@ local function received_by_pid(ep)
   return by_pid
 end
 
-local function count_msg(lines, msg)
+-- How many of `lines` have this msg (and a request id starting with `id_prefix`).
+local function count_msg(lines, msg, id_prefix)
   local n = 0
   for _, text in ipairs(lines) do
-    if cjson.decode(text).msg == msg then n = n + 1 end
+    local line = cjson.decode(text)
+    if line.msg == msg and (id_prefix == nil or tostring(line.request_id):sub(1, #id_prefix) == id_prefix) then
+      n = n + 1
+    end
   end
   return n
 end
@@ -243,8 +247,8 @@ describe("shipping logs to Firehose", function()
     local lines = shipped_lines(srv)
     local requests, scripted = 0, 0
     for _, list in pairs(lines) do
-      requests = requests + count_msg(list, "request")
-      scripted = scripted + count_msg(list, "firehose spec line")
+      requests = requests + count_msg(list, "request", "fh-")
+      scripted = scripted + count_msg(list, "firehose spec line", "fh-log-")
     end
     assert.equal(60, requests)
     assert.equal(30, scripted)
@@ -366,6 +370,25 @@ describe("shipping logs to Firehose", function()
     assert_all_verified(ep)
     assert.truthy(srv:log_text():find("firehose: flushing before exit", 1, true))
     assert_exactly_once_in_order(srv, ep, 1)
+  end)
+
+  it("gives up at FIREHOSE_FLUSH_ON_EXIT_S when Firehose hangs, and says what it could not send", function()
+    -- a listener that never accepts: connections complete, nothing answers
+    local port = free_port()
+    local hang = assert(socket.bind("127.0.0.1", port))
+    local srv = start_server(port, {FIREHOSE_FLUSH_ON_EXIT_S = "1", FIREHOSE_TIMEOUT_S = "60"})
+    journey(srv, 3)
+    socket.sleep(0.5) -- the first batch is in flight
+    local t0 = socket.gettime()
+    stop_cleanly(srv)
+    hang:close()
+    assert.is_true(socket.gettime() - t0 < 8, "the exit flush was not bounded")
+    local _, stopped = shipped_lines(srv)
+    for _, s in pairs(stopped) do
+      assert.equal(0, s.sent)
+      assert.is_true(s.unsent > 6, "unsent " .. s.unsent)
+      assert.equal("warn", s.level)
+    end
   end)
 
   it("fetches container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI), signs with them, refreshes them", function()

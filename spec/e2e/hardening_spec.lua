@@ -14,7 +14,6 @@ local signal = require "posix.signal"
 
 local PYTHON = "/usr/bin/python3"
 local JWT_SECRET = os.getenv("JWT_SECRET") or "spec-secret-spec-secret-spec-secret-0123456789"
-local SANITIZED = os.getenv("MOONKEEP_SANITIZED") == "1"
 
 -- ---- helpers ------------------------------------------------------------------
 
@@ -125,7 +124,8 @@ local function register_body(email, name, password)
 end
 
 local function count_admins(url, email)
-  return tonumber(sql(url, ("SELECT count(*) FROM admins WHERE lower(email) = lower('%s')"):format(email:gsub("'", "''"))))
+  local quoted = email:gsub("'", "''")
+  return tonumber(sql(url, ("SELECT count(*) FROM admins WHERE lower(email) = lower('%s')"):format(quoted)))
 end
 
 -- A registered, confirmed and logged-in admin.
@@ -162,8 +162,9 @@ print(data + "." + sig)
 end
 
 local function claims_of(token)
-  local out = run(("T=%s %s -c %s"):format(sh(token), PYTHON, sh(
-    "import os,base64; p=os.environ['T'].split('.')[1]; print(base64.urlsafe_b64decode(p + '=' * (-len(p) % 4)).decode())")))
+  local script = "import os,base64; p=os.environ['T'].split('.')[1]; "
+    .. "print(base64.urlsafe_b64decode(p + '=' * (-len(p) % 4)).decode())"
+  local out = run(("T=%s %s -c %s"):format(sh(token), PYTHON, sh(script)))
   return assert(cjson.decode(out))
 end
 
@@ -366,7 +367,8 @@ describe("hardening:", function()
     end)
 
     it("refuses duplicate keys with 400 invalid_json", function()
-      local res = post_raw('{"email":"a@example.com","email":"admin@example.com","name":"dupkey","password":"long enough password"}')
+      local res = post_raw('{"email":"a@example.com","email":"admin@example.com","name":"dupkey",'
+        .. '"password":"long enough password"}')
       assert_error(res, 400, "invalid_json")
       assert.equal("the body repeats a key inside one object", res.json.error.message)
       assert_error(post_raw('{"email":"a@example.com","\\u0065mail":"b@example.com"}'), 400, "invalid_json")
@@ -489,7 +491,8 @@ describe("hardening:", function()
     it("answers 429 from some point of 100 wrong passwords for one account", function()
       local first_limited
       for i = 1, 100 do
-        local res = srv:request("POST", "/auth/login", {body = {email = admin.email, password = "wrong password " .. i}})
+        local res = srv:request("POST", "/auth/login",
+          {body = {email = admin.email, password = "wrong password " .. i}})
         if res.status == 429 then
           first_limited = first_limited or i
           assert_error(res, 429, "rate_limited")
@@ -515,7 +518,8 @@ describe("hardening:", function()
         assert.equal(401, res.status)
         assert.same(wrong_body, res.json)
         t0 = socket.gettime()
-        res = srv:request("POST", "/auth/login", {body = {email = unique("ghost") .. "@example.com", password = "not it " .. i}})
+        res = srv:request("POST", "/auth/login",
+          {body = {email = unique("ghost") .. "@example.com", password = "not it " .. i}})
         unknown_t[i] = socket.gettime() - t0
         unknown_body = unknown_body or res.json
         assert.equal(401, res.status)
@@ -570,7 +574,8 @@ describe("hardening:", function()
       end
       for i, p in ipairs(PAYLOADS) do
         -- user name: any text, stored as sent
-        local res = srv:request("POST", "/users", {headers = h, body = {email = unique("sqlu") .. "@example.com", name = p}})
+        local res = srv:request("POST", "/users",
+          {headers = h, body = {email = unique("sqlu") .. "@example.com", name = p}})
         assert.equal(201, res.status, res.body)
         local id = res.json.user.id
         res = srv:request("GET", "/users/" .. id, {headers = h})
@@ -580,7 +585,8 @@ describe("hardening:", function()
         assert.equal(p .. p, res.json.user.name)
         -- every other string field
         allowed(srv:request("POST", "/users", {headers = h, body = {email = p}}), 422)
-        allowed(srv:request("POST", "/users", {headers = h, body = {email = unique("x" .. i) .. p:gsub("[^%w'%%=-]", "") .. "@example.com"}}), 201, 422)
+        local local_part = unique("x" .. i) .. p:gsub("[^%w'%%=-]", "")
+        allowed(srv:request("POST", "/users", {headers = h, body = {email = local_part .. "@example.com"}}), 201, 422)
         allowed(srv:request("GET", "/users?q=" .. urlencode(p), {headers = h}), 200)
         allowed(srv:request("GET", "/users?cursor=" .. urlencode(p), {headers = h}), 400)
         allowed(srv:request("GET", "/user?id=" .. urlencode(p), {headers = h}), 400)
@@ -602,7 +608,8 @@ describe("hardening:", function()
     it("keeps an email and a password with quotes, backslashes and %00 exactly", function()
       local email = unique("o'hara'or'1'='1--%00") .. "@example.com"
       local password = secret("pw' OR 1=1--\\\"%00" .. unique("x"))
-      local res = srv:request("POST", "/auth/register", {body = {email = email, name = unique("quote"), password = password}})
+      local res = srv:request("POST", "/auth/register",
+        {body = {email = email, name = unique("quote"), password = password}})
       assert.equal(201, res.status, res.body)
       assert.equal(email, res.json.admin.email)
       assert.equal(1, count_admins(url, email))
@@ -629,10 +636,21 @@ describe("hardening:", function()
       return link:sub(#srv.env.PUBLIC_URL + 1), secret(token), raw_mail
     end
 
-    local function register(email, extra_headers, conn)
+    -- Registers email; through conn with opts.host and opts.headers when given.
+    local function register(email, opts, conn)
       local body = {email = email, name = unique("mail"), password = secret("mail password " .. unique("p"))}
-      if conn then return conn:request("POST", "/auth/register", extra_headers and {body = body, host = extra_headers.host, headers = extra_headers.headers} or {body = body}) end
+      if conn then
+        return conn:request("POST", "/auth/register", {body = body, host = opts.host, headers = opts.headers})
+      end
       return srv:request("POST", "/auth/register", {body = body})
+    end
+
+    local function expire_tokens(where)
+      sql(url, "UPDATE one_time_tokens SET expires_at = now() - interval '1 second' WHERE " .. where)
+    end
+
+    local function reset_password(token, password)
+      return srv:request("POST", "/auth/password/reset", {body = {token = token, password = password}})
     end
 
     local function reset_token(email)
@@ -662,7 +680,7 @@ describe("hardening:", function()
       assert_error(srv:request("GET", "/auth/confirm?token=" .. token2 .. "A"), 400, "invalid_token")
       assert_error(srv:request("GET", "/auth/confirm?token=" .. token), 400, "invalid_token")
       -- expired (CONFIRM_TOKEN_TTL_S is at least 60: the clock is moved in the database)
-      sql(url, ("UPDATE one_time_tokens SET expires_at = now() - interval '1 second' WHERE email = '%s'"):format(email2))
+      expire_tokens(("email = '%s'"):format(email2))
       assert_error(srv:request("GET", path2), 400, "invalid_token")
       assert_healthy(srv)
     end)
@@ -672,12 +690,12 @@ describe("hardening:", function()
       local token = reset_token(admin.email)
       local altered = token:sub(1, -2) .. (token:sub(-1) == "A" and "B" or "A")
       local new_password = secret("a fresh passphrase " .. unique("p"))
-      assert_error(srv:request("POST", "/auth/password/reset", {body = {token = altered, password = new_password}}), 400, "invalid_token")
-      assert.equal(204, srv:request("POST", "/auth/password/reset", {body = {token = token, password = new_password}}).status)
-      assert_error(srv:request("POST", "/auth/password/reset", {body = {token = token, password = new_password .. "!"}}), 400, "invalid_token")
+      assert_error(reset_password(altered, new_password), 400, "invalid_token")
+      assert.equal(204, reset_password(token, new_password).status)
+      assert_error(reset_password(token, new_password .. "!"), 400, "invalid_token")
       local token2 = reset_token(admin.email)
-      sql(url, ("UPDATE one_time_tokens SET expires_at = now() - interval '1 second' WHERE kind = 'reset' AND email = '%s'"):format(admin.email))
-      assert_error(srv:request("POST", "/auth/password/reset", {body = {token = token2, password = new_password .. "?"}}), 400, "invalid_token")
+      expire_tokens(("kind = 'reset' AND email = '%s'"):format(admin.email))
+      assert_error(reset_password(token2, new_password .. "?"), 400, "invalid_token")
       assert_healthy(srv)
     end)
 
@@ -752,7 +770,8 @@ describe("hardening: connection limits", function()
     local slow_body = assert(srv:connect())
     local t0 = socket.gettime()
     local head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " .. string.rep("a", 30)
-    slow_body:send_raw("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{")
+    slow_body:send_raw("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      .. "Content-Length: 60\r\n\r\n{")
     local closed_at = {}
     local served, i = 0, 0
     while socket.gettime() - t0 < 6 and not (closed_at.head and closed_at.body) do

@@ -58,7 +58,8 @@ describe("GET /metrics with two workers", function()
                            "moonkeep_db_pool_waiting", "moonkeep_hash_jobs_queued", "moonkeep_mail_sent_total",
                            "moonkeep_mail_failed_total", "moonkeep_mail_queued", "moonkeep_script_generation",
                            "moonkeep_script_reload_failures_total", "moonkeep_worker_restarts_total",
-                           "moonkeep_log_lines_total"}) do
+                           "moonkeep_log_lines_total", "moonkeep_firehose_records_sent_total",
+                           "moonkeep_firehose_records_dropped_total"}) do
       assert.is_table(m.families[name], name .. " is missing")
       assert.is_string(m.families[name].help, name .. " has no HELP")
     end
@@ -67,6 +68,13 @@ describe("GET /metrics with two workers", function()
     local ok, complaint = prom.promtool(res.body)
     assert.is_not_nil(ok, "promtool is not installed (vendor/debian-packages.txt lists prometheus)")
     assert.is_true(ok, complaint)
+  end)
+
+  it("counts requests at all: request.c reports each one (host_metrics_request_begin/_end)", function()
+    assert.equal(200, srv:request("GET", "/healthz").status)
+    local m = scrape(srv)
+    assert.is_true(m:sum(REQUESTS) > 0, "no request counted: request.c must call host_metrics_request_begin "
+      .. "when it dispatches and host_metrics_request_end when it replies (docs/observability.md)")
   end)
 
   it("counts requests by route pattern, method and status, summed over both workers", function()
