@@ -601,11 +601,12 @@ static struct batch *batch_take(void)
     return b;
 }
 
-/* Copies s (without its NUL) to p; returns the end. */
+/* Copies s and its NUL to p (room for both is the caller's); returns the
+ * end of s, where the next piece overwrites the NUL. */
 static char *put(char *p, const char *s)
 {
     size_t n = strlen(s);
-    memcpy(p, s, n);
+    memcpy(p, s, n + 1);
     return p + n;
 }
 
@@ -1213,14 +1214,20 @@ int host_firehose_check_config(char *err, size_t cap)
 
 /* ---- service ----------------------------------------------------------------- */
 
+static void event_release(struct event **ev)
+{
+    if (*ev) event_free(*ev);
+    *ev = NULL;
+}
+
 static void free_events(void)
 {
-    struct event **owned[] = {&fh.flush_timer, &fh.retry_timer, &fh.kick, &fh.report_timer, &fh.creds_timer,
-                              &fh.exit_timer};
-    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
-        if (*owned[i]) event_free(*owned[i]);
-        *owned[i] = NULL;
-    }
+    event_release(&fh.flush_timer);
+    event_release(&fh.retry_timer);
+    event_release(&fh.kick);
+    event_release(&fh.report_timer);
+    event_release(&fh.creds_timer);
+    event_release(&fh.exit_timer);
 }
 
 static void reset(void)

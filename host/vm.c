@@ -58,6 +58,22 @@ static void set_package_path(lua_State *L, const char *dir)
     lua_pop(L, 1);
 }
 
+/* `make coverage`: MOONKEEP_LUA_COVERAGE names a Lua file (the line counter
+ * spec/support/coverage.lua) that runs in every new VM before app.lua, given
+ * the VM's scripts folder. Unset in production. Returns 0 or -1 with err. */
+static int load_coverage_hook(lua_State *L, const char *scripts_dir, char *err, size_t errlen)
+{
+    const char *hook = getenv("MOONKEEP_LUA_COVERAGE"); /* Flawfinder: ignore (a path the operator sets, only read) */
+    if (hook == NULL || hook[0] == '\0') return 0;
+    if (luaL_loadfile(L, hook) != 0) {
+        snprintf(err, errlen, "MOONKEEP_LUA_COVERAGE: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pushstring(L, scripts_dir);
+    return host_vm_pcall(L, 1, 0, err, errlen) == 0 ? 0 : -1;
+}
+
 /* Keeps the error itself (file:line: message; a syntax error from require
  * spans two lines) and drops the traceback below it. */
 static void drop_traceback(char *s)
@@ -83,6 +99,7 @@ struct generation *host_generation_load(const char *scripts_dir, unsigned long i
     lua_setglobal(L, "print");
     set_package_path(L, scripts_dir);
     register_preloads(L, gen);
+    if (load_coverage_hook(L, scripts_dir, err, errlen) != 0) goto fail;
 
     lua_getglobal(L, "require");
     lua_pushliteral(L, "app");
