@@ -710,8 +710,8 @@ static void try_send(void)
             requeue(b);
             batch_free(b);
         }
+        retry_later(); /* armed first: the line below enters the buffer */
         host_log(LOG_ERROR, "firehose: cannot start a batch (no memory, or the transfer thread is down)");
-        retry_later();
         return;
     }
     fh.inflight = b;
@@ -817,11 +817,11 @@ static void batch_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
     if (rc == CURLE_OK && code == 200) {
         unsigned nfailed = settle_partial(b);
         if (nfailed > 0) {
+            batch_free(b);
+            retry_later();
             struct log_line *line = host_log_begin(LOG_DEBUG, "firehose: some records failed; resending them");
             host_log_int(line, "failed", nfailed);
             host_log_end(line);
-            batch_free(b);
-            retry_later();
             return;
         }
         batch_free(b);
@@ -845,22 +845,23 @@ static void batch_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
     if (!retryable && ++fh.refused >= FH_REFUSED_MAX) {
         /* refused for good (a bad stream name, no permission...): give the
          * batch up rather than hold every later line behind it */
-        struct log_line *line = host_log_begin(LOG_ERROR, "firehose refused a batch; its records are dropped");
-        host_log_int(line, "status", code);
-        host_log_str(line, "error", what);
-        host_log_int(line, "records", b->count);
-        host_log_end(line);
-        fh.failed += b->count;
+        unsigned count = b->count;
+        fh.failed += count;
         fh.refused = 0;
         batch_free(b);
         retry_later();
+        struct log_line *line = host_log_begin(LOG_ERROR, "firehose refused a batch; its records are dropped");
+        host_log_int(line, "status", code);
+        host_log_str(line, "error", what);
+        host_log_int(line, "records", count);
+        host_log_end(line);
         return;
     }
     fh.retried += b->count;
     requeue(b);
     batch_free(b);
+    retry_later(); /* armed before the warning, which enters the buffer */
     mark_failing(code, what);
-    retry_later();
 }
 
 /* ---- credentials ------------------------------------------------------------- */

@@ -32,8 +32,8 @@ struct host_firehose_stats {
     uint64_t buffered_bytes;/* their size (the log lines' bytes) */
 };
 
-/* Fills *out. Any thread may call it only when it is the loop thread: the
- * counters are plain integers of the loop (the metrics sampler runs there). */
+/* Fills *out. Call it on the worker's loop thread (the metrics sampler runs
+ * there): the counters are plain integers that the loop updates. */
 void host_firehose_stats(struct host_firehose_stats *out);
 
 /* Checks the FIREHOSE_* and AWS_* settings without starting anything, for a
@@ -47,11 +47,13 @@ int host_firehose_check_config(char *err, size_t cap);
  * sink, and with container credentials starts fetching them. */
 int host_firehose_init(struct event_base *base);
 
-/* Stops taking lines, then sends what is buffered, running the event loop
- * (which no longer runs at this point) for at most FIREHOSE_FLUSH_ON_EXIT_S
- * seconds; cancels what is still in flight (its done callback, run later by
- * host_transfer_shutdown, frees it), logs the totals to stdout ("firehose
- * stopped") and frees everything. Idempotent. */
+/* Sends what is buffered (and the lines logged meanwhile), running the
+ * event loop, which no longer runs at this point, with EVLOOP_ONCE for at
+ * most FIREHOSE_FLUSH_ON_EXIT_S seconds; then stops taking lines, cancels
+ * what is still in flight (its done callback, run later by
+ * host_transfer_shutdown, frees it), logs the totals to stdout only
+ * ("firehose stopped": sent, failed, dropped, retried, unsent) and frees
+ * everything. Idempotent. */
 void host_firehose_shutdown(void);
 
 #endif

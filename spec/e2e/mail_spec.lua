@@ -112,7 +112,9 @@ local function send(srv, msg)
 end
 
 local function stats(srv)
-  return srv:request("GET", "/test/mail/stats").json
+  local res, err = srv:request("GET", "/test/mail/stats")
+  assert(res, "GET /test/mail/stats failed: " .. tostring(err))
+  return res.json
 end
 
 -- The first log line with this msg (and mail_id, when given).
