@@ -171,7 +171,7 @@ static struct {
 static const char json_decode_key = 0;
 static const char push_outcome_key = 0;
 
-static void conn_lost(struct db_conn *c, const char *code, const char *msg);
+static void conn_lost(struct db_conn *c, const char *code, const char *why);
 static void conn_settle(struct db_conn *c);
 static void conn_cancel_query(struct db_conn *c);
 static void conn_start_op(struct db_conn *c, struct db_op *op);
@@ -189,7 +189,8 @@ static void copy_message(char *dst, size_t cap, const char *src)
 {
     size_t n = 0;
     for (; src && *src && n + 1 < cap; src++) {
-        char ch = (*src == '\n' || *src == '\t' || *src == '\r') ? ' ' : *src;
+        char ch = *src;
+        if (ch == '\n' || ch == '\t' || ch == '\r') ch = ' ';
         if (ch == ' ' && (n == 0 || dst[n - 1] == ' ')) continue;
         dst[n++] = ch;
     }
@@ -709,7 +710,7 @@ static void conn_close(struct db_conn *c)
 static void conn_schedule_reconnect(struct db_conn *c)
 {
     int delay = c->backoff_ms + (int)randombytes_uniform((uint32_t)c->backoff_ms / 4 + 1);
-    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    struct timeval tv = {delay / 1000, (suseconds_t)(delay % 1000) * 1000};
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     event_add(c->timer, &tv);
 }
@@ -1393,8 +1394,8 @@ static int l_db_tx_query(lua_State *L)
         fail_set(&fail, "unavailable", NULL, "the database connection was lost during the transaction");
         return push_failure(L, &fail);
     }
-    if (h->state != TX_OPEN || h->conn == NULL) luaL_error(L, "tx.query called outside its transaction");
-    if (h->conn->op) luaL_error(L, "tx.query called while another query of the same transaction runs");
+    if (h->state != TX_OPEN || h->conn == NULL) return luaL_error(L, "tx.query called outside its transaction");
+    if (h->conn->op) return luaL_error(L, "tx.query called while another query of the same transaction runs");
     if (fail.code) return push_failure(L, &fail);
     struct db_op *op = query_op_new(L, task, bytes);
     if (op == NULL) return push_out_of_memory(L);
@@ -1454,8 +1455,8 @@ static int l_db_tx_finish(lua_State *L)
         fail_set(&f, "unavailable", NULL, "the database connection was lost during the transaction; nothing was committed");
         return push_failure(L, &f);
     }
-    if (h->state != TX_OPEN || h->conn == NULL) luaL_error(L, "transaction already finished");
-    if (h->conn->op) luaL_error(L, "transaction finished while one of its queries runs");
+    if (h->state != TX_OPEN || h->conn == NULL) return luaL_error(L, "transaction already finished");
+    if (h->conn->op) return luaL_error(L, "transaction finished while one of its queries runs");
     struct db_op *op = op_new(commit ? OP_COMMIT : OP_ROLLBACK, task, 0);
     if (op == NULL) {
         tx_release(h); /* rolled back by the pool */
@@ -1626,9 +1627,10 @@ oom:
 /* Frees whatever part of the pool exists. */
 static void pool_free(void)
 {
-    struct db_op *op;
+    struct db_op *op, *next;
     pool.running = 0;
-    while ((op = TAILQ_FIRST(&pool.ops)) != NULL) { /* none normally: no task waits at shutdown */
+    for (op = TAILQ_FIRST(&pool.ops); op; op = next) { /* none normally: no task waits at shutdown */
+        next = TAILQ_NEXT(op, all_link);
         if (op->phase == OP_QUEUED) op_dequeue(op);
         op_free(op);
     }

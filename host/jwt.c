@@ -21,7 +21,7 @@
 
 /* <jwt.h> is libjwt's (host/ is not on the include path; "jwt.h" above is
  * ours, found next to this file). */
-#include <jwt.h>
+#include <jwt.h> /* NOLINT(readability-duplicate-include): libjwt's, not ours */
 #include <event2/buffer.h>
 #include <lauxlib.h>
 #include <sodium.h>

@@ -819,7 +819,7 @@ static void flush_queue(void)
 
 void host_mail_shutdown(void)
 {
-    struct mail_msg *msg;
+    struct mail_msg *msg, *next;
     if (!mailer.running) return;
     flush_queue();
 
@@ -837,7 +837,8 @@ void host_mail_shutdown(void)
      * callback runs: cancel it (its socket is cut now, so it cannot end as
      * a half message, nor hang on a silent server) and leave it, as an
      * orphan, to smtp_done_cb, which host_transfer_shutdown runs next. */
-    while ((msg = TAILQ_FIRST(&mailer.queue)) != NULL) {
+    for (msg = TAILQ_FIRST(&mailer.queue); msg; msg = next) {
+        next = TAILQ_NEXT(msg, link);
         if (msg->state != MSG_SENDING) {
             msg_free(msg);
             continue;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -30,13 +31,17 @@ static int run_reload(void)
 {
     const char *path = config_env_str("PID_FILE", "var/moonkeep.pid");
     FILE *f = fopen(path, "r");
-    long pid = 0;
-    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+    char line[32] = "";
+    char *end = NULL;
+    if (f) {
+        if (fgets(line, sizeof line, f) == NULL) line[0] = '\0';
+        fclose(f);
+    }
+    long pid = strtol(line, &end, 10);
+    if (end == line || pid <= 1) {
         fprintf(stderr, "moonkeep: no server pid in %s (set PID_FILE)\n", path);
-        if (f) fclose(f);
         return 1;
     }
-    fclose(f);
     if (kill((pid_t)pid, SIGHUP) != 0) {
         fprintf(stderr, "moonkeep: cannot signal %ld: %s\n", pid, strerror(errno));
         return 1;
@@ -73,7 +78,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(command, "reload")) return run_reload();
-    if (argc > 2 || (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "check"))) {
+    if (argc > 2 || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 && strcmp(command, "check") != 0)) {
         fputs(usage, stderr);
         return 2;
     }

@@ -354,6 +354,41 @@ static int check_settings(void)
     return 0;
 }
 
+/* One pass of the drain: -1 while workers remain, else the exit status. */
+static int drain_step(struct master *m, double now)
+{
+    if (workers_alive(m) == 0) return m->failed ? 1 : 0;
+    if (now >= m->kill_at) {
+        host_log(LOG_ERROR, "workers did not stop in time; killing them");
+        signal_workers(m, SIGKILL);
+        m->failed = 1;
+        m->kill_at = now + 3600;
+    }
+    return -1;
+}
+
+/* The master's loop: signals, file changes, restarts, until drained.
+ * Returns the process exit status. */
+static int supervise(struct master *m)
+{
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = m->signal_fd, .events = POLLIN}, {.fd = m->watch_fd, .events = POLLIN}};
+        int n = poll(pfd, m->watch_fd >= 0 ? 2 : 1, next_timeout_ms(m));
+        if (n < 0 && errno != EINTR) return 1;
+        if (n > 0 && (pfd[0].revents & POLLIN)) handle_signal(m);
+        if (n > 0 && m->watch_fd >= 0 && (pfd[1].revents & POLLIN)) handle_watch(m);
+        double now = host_now();
+        if (m->reload_at > 0 && now >= m->reload_at) reload(m);
+        if (m->draining) {
+            int status = drain_step(m, now);
+            if (status >= 0) return status;
+            continue;
+        }
+        for (int i = 0; i < m->cfg->workers; i++)
+            if (m->slots[i].pid == 0 && now >= m->slots[i].restart_at) spawn(m, &m->slots[i]);
+    }
+}
+
 int host_supervisor_run(const struct config *cfg)
 {
     struct master m = {.cfg = cfg, .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .watch_fd = -1};
@@ -382,31 +417,7 @@ int host_supervisor_run(const struct config *cfg)
     write_pid_file();
 
     for (int i = 0; i < cfg->workers; i++) spawn(&m, &m.slots[i]);
-
-    for (;;) {
-        struct pollfd pfd[2] = {{.fd = m.signal_fd, .events = POLLIN}, {.fd = m.watch_fd, .events = POLLIN}};
-        int n = poll(pfd, m.watch_fd >= 0 ? 2 : 1, next_timeout_ms(&m));
-        if (n < 0 && errno != EINTR) break;
-        if (n > 0 && (pfd[0].revents & POLLIN)) handle_signal(&m);
-        if (n > 0 && m.watch_fd >= 0 && (pfd[1].revents & POLLIN)) handle_watch(&m);
-        double now = host_now();
-        if (m.reload_at > 0 && now >= m.reload_at) reload(&m);
-        if (m.draining) {
-            if (workers_alive(&m) == 0) {
-                status = m.failed ? 1 : 0;
-                break;
-            }
-            if (now >= m.kill_at) {
-                host_log(LOG_ERROR, "workers did not stop in time; killing them");
-                signal_workers(&m, SIGKILL);
-                m.failed = 1;
-                m.kill_at = now + 3600;
-            }
-            continue;
-        }
-        for (int i = 0; i < cfg->workers; i++)
-            if (m.slots[i].pid == 0 && now >= m.slots[i].restart_at) spawn(&m, &m.slots[i]);
-    }
+    status = supervise(&m);
     host_log(LOG_INFO, status == 0 ? "stopped" : "stopped with errors");
 
 done:

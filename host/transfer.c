@@ -195,13 +195,14 @@ static int port_of(const struct sockaddr_storage *ss)
  * local and remote ports is now its own. (Ports only: two sockets of one
  * process with the same local and remote port differ only in the remote
  * address, and a wrong owner costs a cut connection, not a hang.) */
+/* NOLINTNEXTLINE(readability-non-const-parameter): curl's callback type */
 static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
 {
     (void)primary_ip;
     (void)local_ip;
     pthread_mutex_lock(&tx.mu);
     for (unsigned i = 0; i < tx.nfds; i++) {
-        struct sockaddr_storage local, peer;
+        struct sockaddr_storage local = {0}, peer = {0};
         socklen_t llen = sizeof local, plen = sizeof peer;
         if (getsockname(tx.fds[i].fd, (struct sockaddr *)&local, &llen) != 0 ||
             getpeername(tx.fds[i].fd, (struct sockaddr *)&peer, &plen) != 0)

@@ -67,6 +67,9 @@ local function jsonl(path)
   return out
 end
 
+-- What a spec started, stopped by after_each even when the spec failed.
+local running = {endpoints = {}, servers = {}}
+
 -- The local Firehose on 127.0.0.1:port, writing into dir. `args`: extra
 -- command-line options.
 local function start_endpoint(port, dir, args)
@@ -88,9 +91,12 @@ local function start_endpoint(port, dir, args)
   assert(up, "firehose-endpoint did not start: " .. (read_file(log) or ""))
   local ep = {port = port, dir = dir}
   function ep.stop()
+    if not pid then return end
     signal.kill(pid, signal.SIGTERM)
     wait.wait(pid)
+    pid = nil
   end
+  table.insert(running.endpoints, ep)
   function ep.control(mode, count, every)
     local res = client.request(port, "POST", "/_control", {body = {mode = mode, count = count, every = every}})
     assert(res and res.status == 200, "control refused")
@@ -139,7 +145,19 @@ local function start_server(ep_port, env, workers)
   }
   for k, v in pairs(env or {}) do e[k] = v end
   if not os.getenv("DATABASE_URL") then e.MIGRATE_ON_START = "false" end
-  return server.start({scripts = scripts(), workers = workers or 1, env = e})
+  workers = workers or 1
+  local srv = server.start({scripts = scripts(), workers = workers, env = e})
+  table.insert(running.servers, srv)
+  -- every worker up (a SIGTERM before a worker has its handlers kills it)
+  assert(wait_for(20, function()
+    local ready = {}
+    local n = 0
+    for _, line in ipairs(srv:log_lines()) do
+      if line.msg == "worker ready" and not ready[line.pid] then ready[line.pid] = true; n = n + 1 end
+    end
+    return n >= workers
+  end), "the workers did not all start:\n" .. srv:log_text())
+  return srv
 end
 
 -- Requests that all must answer 200: `n` of /healthz and `n` of /fh/log.
@@ -232,6 +250,14 @@ describe("shipping logs to Firehose", function()
     return d
   end
 
+  after_each(function()
+    for _, srv in ipairs(running.servers) do
+      if not srv.exited then pcall(srv.stop, srv) end
+    end
+    for _, ep in ipairs(running.endpoints) do ep.stop() end
+    running.servers, running.endpoints = {}, {}
+  end)
+
   teardown(function()
     for _, d in ipairs(dirs) do os.execute("rm -rf " .. d) end
     if scripts_dir then os.execute("rm -rf " .. scripts_dir) end
@@ -320,6 +346,35 @@ describe("shipping logs to Firehose", function()
       -- every entry sent was either accepted once or failed and sent again
       assert.equal(#expected + failed_entries, sent_entries)
     end
+  end)
+
+  it("gives a batch up after Firehose refused it three times (no such stream), and goes on", function()
+    local ep = start_endpoint(free_port(), dir())
+    local srv = start_server(ep.port, {FIREHOSE_STREAM = "no-such-stream"})
+    journey(srv, 3)
+    local refused = wait_for(15, function()
+      for _, line in ipairs(srv:log_lines()) do
+        if line.msg == "firehose refused a batch; its records are dropped" then return line end
+      end
+    end)
+    assert.is_table(refused, "no batch was given up")
+    assert.equal(400, refused.status)
+    assert.truthy(refused.error:find("ResourceNotFoundException", 1, true))
+    journey(srv, 2) -- the next lines are tried too, not stuck behind the first batch
+    assert.truthy(wait_for(15, function() return #ep.requests() >= 6 end))
+    stop_cleanly(srv)
+    ep.stop()
+    for _, r in ipairs(ep.requests()) do
+      assert.equal(400, r.status)
+      assert.truthy(r.error:find("ResourceNotFoundException", 1, true))
+      assert.equal(KEY, r.access_key) -- well signed: refused for the stream only
+    end
+    local _, stopped = shipped_lines(srv)
+    for _, s in pairs(stopped) do
+      assert.equal(0, s.sent)
+      assert.is_true(s.failed >= refused.records)
+    end
+    assert.equal(0, #ep.records())
   end)
 
   it("counts what it drops while Firehose is down, and the API keeps answering", function()
