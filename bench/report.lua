@@ -217,6 +217,11 @@ local function median_docs(docs)
   local out = {meta = docs[#docs].meta, hash = docs[#docs].hash, runs = #docs, rows = {}, targets = {},
                rss = {}}
   out.meta.runs = #docs
+  for _, key in ipairs({"verify_ms", "interactive_verify_ms", "parallel_verifies_per_s"}) do
+    local vals = {}
+    for _, d in ipairs(docs) do vals[#vals + 1] = d.hash and d.hash[key] end
+    out.hash[key] = median(vals)
+  end
   for i, row in ipairs(docs[#docs].rows) do
     local m = {id = row.id, label = row.label, ratios = {}}
     for _, key in ipairs({"rps", "p50_ms", "p99_ms", "avg_ms", "errors", "non2xx", "requests"}) do

@@ -24,13 +24,13 @@ static void refuse(const char *name, const char *value, const char *error)
 
 const char *config_env_str(const char *name, const char *fallback)
 {
-    const char *v = getenv(name);
+    const char *v = getenv(name); /* Flawfinder: ignore (configuration comes from the environment by design) */
     return (v && *v) ? v : fallback;
 }
 
 long config_env_long(const char *name, long fallback, long min, long max)
 {
-    const char *v = getenv(name);
+    const char *v = getenv(name); /* Flawfinder: ignore (configuration) */
     char *end = NULL;
     if (v == NULL || *v == '\0') return fallback;
     errno = 0;
@@ -45,7 +45,7 @@ long config_env_long(const char *name, long fallback, long min, long max)
 
 static int env_bool(const char *name, int fallback)
 {
-    const char *v = getenv(name);
+    const char *v = getenv(name); /* Flawfinder: ignore (configuration) */
     if (v == NULL || *v == '\0') return fallback;
     if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) return 1;
     if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) return 0;
@@ -71,14 +71,14 @@ static void conninfo_add(char *buf, size_t cap, const char *key, const char *val
 
 char *database_conninfo(void)
 {
-    const char *url = getenv("DATABASE_URL");
+    const char *url = getenv("DATABASE_URL"); /* Flawfinder: ignore (configuration) */
     if (url && *url) return strdup(url);
     char buf[2048] = "";
-    conninfo_add(buf, sizeof buf, "host", getenv("POSTGRES_HOST"));
-    conninfo_add(buf, sizeof buf, "port", getenv("POSTGRES_PORT"));
-    conninfo_add(buf, sizeof buf, "dbname", getenv("POSTGRES_DB"));
-    conninfo_add(buf, sizeof buf, "user", getenv("POSTGRES_USER"));
-    conninfo_add(buf, sizeof buf, "password", getenv("POSTGRES_PASSWORD"));
+    conninfo_add(buf, sizeof buf, "host", getenv("POSTGRES_HOST")); /* Flawfinder: ignore (configuration) */
+    conninfo_add(buf, sizeof buf, "port", getenv("POSTGRES_PORT")); /* Flawfinder: ignore (configuration) */
+    conninfo_add(buf, sizeof buf, "dbname", getenv("POSTGRES_DB")); /* Flawfinder: ignore (configuration) */
+    conninfo_add(buf, sizeof buf, "user", getenv("POSTGRES_USER")); /* Flawfinder: ignore (configuration) */
+    conninfo_add(buf, sizeof buf, "password", getenv("POSTGRES_PASSWORD")); /* Flawfinder: ignore (configuration) */
     return strdup(buf);
 }
 

@@ -56,6 +56,7 @@
 
 #include "http_errors.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* Descriptors kept for everything but client connections (database pool,
@@ -286,6 +287,7 @@ static void expire(struct conn *c)
     host_log_int(line, "status", 408);
     host_log_num(line, "read_timeout_s", conns.read_timeout_s);
     host_log_end(line);
+    host_metrics_request_refused(NULL, 408);
     evhttp_connection_free(c->evcon);
 }
 

@@ -99,7 +99,6 @@ static int apply(PGconn *conn, const char *dir, const char *name)
 {
     char path[4096];
     char version[5];
-    const char *params[2] = {version, name};
     snprintf(path, sizeof path, "%s/%s", dir, name);
     memcpy(version, name, 4);
     version[4] = '\0';
@@ -110,6 +109,7 @@ static int apply(PGconn *conn, const char *dir, const char *name)
     }
     int ok = exec_ok(conn, "BEGIN", name) && exec_ok(conn, sql, name);
     if (ok) {
+        const char *params[2] = {version, name};
         PGresult *res = PQexecParams(conn,
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             2, NULL, params, NULL, NULL, 0);

@@ -26,6 +26,7 @@
 
 #include <netinet/in.h>
 
+#include "firehose.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -52,7 +53,6 @@ struct master {
     int listen_fd;
     int metrics_fd;     /* METRICS_PORT listener, -1 when unset */
     int signal_fd;
-    sigset_t old_mask;
     struct slot *slots;
     int draining;
     double kill_at;
@@ -106,7 +106,9 @@ static void spawn(struct master *m, struct slot *s)
     if (pid == 0) {
         close(m->signal_fd);
         if (m->watch_fd >= 0) close(m->watch_fd);
-        sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+        /* The signals stay blocked until the worker's own handlers are in
+         * place (host_worker_run): a SIGTERM sent right after the fork then
+         * drains the worker instead of killing it. */
         host_log_init(m->cfg->log_level, "worker");
         host_metrics_attach((int)(s - m->slots));
         /* exit, not _exit: the sanitizer build checks the worker for leaks */
@@ -345,7 +347,8 @@ static void close_listeners(struct master *m)
 static int check_settings(void)
 {
     char err[256];
-    if (host_jwt_check_config(err, sizeof err) != 0 || host_password_check_config(err, sizeof err) != 0) {
+    if (host_jwt_check_config(err, sizeof err) != 0 || host_password_check_config(err, sizeof err) != 0 ||
+        host_firehose_check_config(err, sizeof err) != 0) {
         struct log_line *line = host_log_begin(LOG_ERROR, "configuration refused; not starting");
         host_log_str(line, "error", err);
         host_log_end(line);
@@ -406,7 +409,7 @@ int host_supervisor_run(const struct config *cfg)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, &m.old_mask);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
     m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     m.slots = calloc((size_t)cfg->workers, sizeof *m.slots);
     if (m.signal_fd < 0 || m.slots == NULL) goto done;

@@ -390,7 +390,7 @@ int host_transfer_submit(CURL *easy, host_transfer_done_fn done_cb, void *arg)
     return 0;
 }
 
-void host_transfer_cancel(CURL *easy)
+void host_transfer_cancel(const CURL *easy)
 {
     struct xfer *x;
     int wake = 0;
@@ -468,10 +468,10 @@ static unsigned wait_in_flight(void)
 
 void host_transfer_shutdown(void)
 {
-    struct xfer *x;
     if (!tx.initialized) return;
     tx.accepting = 0;
     if (tx.started) {
+        struct xfer *x;
         unsigned left = wait_in_flight();
         if (left > 0) {
             struct log_line *line = host_log_begin(LOG_WARN, "transfers aborted at shutdown");

@@ -84,6 +84,6 @@ int host_transfer_submit(CURL *easy, host_transfer_done_fn done_cb, void *arg);
  * is not a transfer in flight (done_cb already ran, or it was never
  * submitted). The connection is not reused; on a multiplexed (HTTP/2)
  * connection the other transfers on it fail too. */
-void host_transfer_cancel(CURL *easy);
+void host_transfer_cancel(const CURL *easy);
 
 #endif

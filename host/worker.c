@@ -104,7 +104,7 @@ static void begin_drain(struct worker *w)
     struct log_line *line = host_log_begin(LOG_INFO, "worker draining");
     host_log_int(line, "inflight", w->inflight);
     host_log_end(line);
-    struct timeval tick = {0, 50 * 1000};
+    struct timeval tick = {0, 50000};
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_timer_cb, w);
     event_add(w->drain_timer, &tick);
 }
@@ -178,10 +178,16 @@ int host_worker_run(const struct config *cfg, int listen_fd)
         host_log(LOG_ERROR, "worker cannot start its event loop or HTTP server");
         goto done;
     }
+    sigset_t unblock;
+    sigemptyset(&unblock);
     for (int i = 0; i < 3; i++) {
         w.signals[i] = evsignal_new(w.base, handled[i], signal_cb, &w);
         event_add(w.signals[i], NULL);
+        sigaddset(&unblock, handled[i]);
     }
+    /* inherited blocked from the master; pending ones arrive now */
+    sigaddset(&unblock, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
     struct log_line *line = host_log_begin(LOG_INFO, "worker ready");
     host_log_int(line, "generation", (int64_t)w.current->id);
     host_log_end(line);

@@ -1,7 +1,6 @@
 -- The host itself, against the real binary: meta routes, JSON errors,
 -- request ids, limits, script errors, signals and worker supervision.
 local server = require "support.server"
-local client = require "support.http_client"
 
 local function read_all(cmd)
   local p = io.popen(cmd .. "; echo \"__exit=$?\"")
