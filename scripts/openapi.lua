@@ -108,7 +108,7 @@ local SCHEMAS = {
                                 "invalid_credentials", "token_expired", "account_not_confirmed",
                                 "not_found", "method_not_allowed", "conflict", "payload_too_large",
                                 "unsupported_media_type", "validation_failed", "rate_limited",
-                                "internal", "unavailable"})},
+                                "internal", "unavailable", "request_timeout", "headers_too_large"})},
           message = {type = "string", description = "For people; may change."},
           fields = {type = "object", additionalProperties = {type = "string"},
                     description = "Present for validation_failed (and conflict): which field, and why."},
@@ -508,7 +508,10 @@ openapi.document = {
     version = info.version,
     description = "Admins register, confirm their email address and log in; with an access token they "
       .. "manage users. Errors have one shape (Error) with a stable code. Every response carries "
-      .. "X-Request-Id. Unknown body fields are ignored.",
+      .. "X-Request-Id. Unknown body fields are ignored. Two errors come from the HTTP layer itself, on "
+      .. "any route, before a script runs: 408 `request_timeout` when a request is not fully received "
+      .. "within REQUEST_READ_TIMEOUT_S, and 431 `headers_too_large` when the request line and headers "
+      .. "exceed MAX_HEADER_BYTES.",
   },
   tags = array({
     {name = "auth", description = "Admins: registration, sessions, password, account."},

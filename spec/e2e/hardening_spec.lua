@@ -914,7 +914,22 @@ describe("hardening: mail faults", function()
     os.execute("rm -rf " .. sh(blocker))
   end)
 
-  pending("Firehose unreachable: logs are kept and retried (Firehose is being built concurrently)")
+  it("keeps the API answering when Firehose is unreachable", function()
+    -- nothing listens on port 9 of loopback: every batch fails to connect
+    local srv = start({env = {
+      FIREHOSE_STREAM = "moonkeep-logs", AWS_REGION = "eu-west-1",
+      FIREHOSE_ENDPOINT = "http://127.0.0.1:9", FIREHOSE_FLUSH_MS = "50",
+      AWS_ACCESS_KEY_ID = "AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    }})
+    local email = unique("fh") .. "@example.com"
+    local res = srv:request("POST", "/auth/register",
+      {body = {email = email, name = unique("fh"), password = "a long enough passphrase"}})
+    assert.equal(201, res.status, res.body)
+    for _ = 1, 200 do assert.equal(200, srv:request("GET", "/healthz").status) end
+    assert.truthy(eventually(10, function() return srv:log_text():find("firehose", 1, true) end))
+    assert_healthy(srv)
+    srv:stop()
+  end)
 end)
 
 -- ---- process and database faults ----------------------------------------------------------
