@@ -19,11 +19,11 @@
 # BENCH_ROUNDS interleaved slices of BENCH_SLICE seconds (after a 1 s
 # warm-up), prints the table and writes it to bench/results/latest.json (and
 # bench/results/run-<time>.json). Everything it started is stopped on the
-# way out, failure or not. About three minutes in all.
+# way out, failure or not. About two and a half minutes in all.
 #
 # Settings (environment): WORKERS (2), DB_POOL_SIZE (4), BENCH_SLICE (2),
-# BENCH_ROUNDS (3),
-# BENCH_CONNECTIONS (50: throughput scenarios), BENCH_LOGIN_CONNECTIONS (16),
+# BENCH_ROUNDS (3), BENCH_CONNECTIONS (50: throughput scenarios),
+# BENCH_LOGIN_CONNECTIONS (16),
 # BENCH_THREADS (2: wrk threads, pgbench -j), BENCH_USERS (10000),
 # BENCH_PORT (18080: it uses four ports from there), BENCH_PG_FSYNC (on),
 # BENCH_BIN (build-release/moonkeep), BENCH_KEEP (1: keep the temp folder).
@@ -53,7 +53,7 @@ export BENCH_DIR
 for tool in wrk nginx curl luajit; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 [ -x "$pgbin/pgbench" ] || { echo "bench: pgbench not found under /usr/lib/postgresql" >&2; exit 1; }
 for p in "$PORT" "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
@@ -117,8 +117,10 @@ wait_http() { # url: up to 20 s
 say "building bench/bare_evhttp.c and bench/hash_cost.c"
 helpers=build-release/bench
 mkdir -p "$helpers"
-cc -O2 -Wall -Wextra -o "$helpers/bare_evhttp" bench/bare_evhttp.c $(pkg-config --cflags --libs libevent)
-cc -O2 -Wall -Wextra -o "$helpers/hash_cost" bench/hash_cost.c $(pkg-config --cflags --libs libsodium) -lpthread
+read -r -a libevent_flags <<<"$(pkg-config --cflags --libs libevent)"
+read -r -a libsodium_flags <<<"$(pkg-config --cflags --libs libsodium)"
+cc -O2 -Wall -Wextra -o "$helpers/bare_evhttp" bench/bare_evhttp.c "${libevent_flags[@]}"
+cc -O2 -Wall -Wextra -o "$helpers/hash_cost" bench/hash_cost.c "${libsodium_flags[@]}" -lpthread
 
 # ---- the machine -------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -153,10 +155,10 @@ SQL
 say "starting moonkeep ($WORKERS workers, DB_POOL_SIZE=$DB_POOL_SIZE)"
 mkdir -p "$tmp/bin"
 cp "$BIN" "$tmp/bin/mk-bench"
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0) \
-HOST=127.0.0.1 PORT=$PORT WORKERS=$WORKERS DB_POOL_SIZE=$DB_POOL_SIZE \
-OUTBOX_DIR="$tmp/outbox" PUBLIC_URL="http://127.0.0.1:$PORT" PID_FILE="$tmp/moonkeep.pid" \
-ACCESS_TOKEN_TTL_S=3600 SHUTDOWN_GRACE_S=2 MIGRATE_ON_START=false \
+env JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)" \
+  HOST=127.0.0.1 PORT="$PORT" WORKERS="$WORKERS" DB_POOL_SIZE="$DB_POOL_SIZE" \
+  OUTBOX_DIR="$tmp/outbox" PUBLIC_URL="http://127.0.0.1:$PORT" PID_FILE="$tmp/moonkeep.pid" \
+  ACCESS_TOKEN_TTL_S=3600 SHUTDOWN_GRACE_S=2 MIGRATE_ON_START=false \
   "$tmp/bin/mk-bench" serve >"$tmp/moonkeep.log" 2>&1 &
 mk=$!
 started+=("$mk")
@@ -184,7 +186,8 @@ status=$(curl -s -o "$tmp/register.json" -w '%{http_code}' -X POST "http://127.0
 [ "$status" = 201 ] || { echo "bench: register answered $status: $(cat "$tmp/register.json")" >&2; exit 1; }
 token=""
 for i in $(seq 50); do
-  eml=$(ls "$tmp/outbox"/*.eml 2>/dev/null | head -n 1 || true)
+  eml=""
+  for f in "$tmp/outbox"/*.eml; do [ -e "$f" ] && { eml=$f; break; }; done
   if [ -n "$eml" ]; then
     # quoted-printable: join soft line breaks, then take the token of the link
     token=$(sed -e ':a' -e '/=\r\?$/{N;s/=\r\?\n//;ba' -e '}' "$eml" | sed 's/=3D/=/g' \

@@ -5,6 +5,7 @@
 --   {"scenario": BENCH_SCENARIO, "requests": n, "duration_s": s, "rps": r,
 --    "p50_ms": .., "p90_ms": .., "p99_ms": .., "max_ms": ..,
 --    "errors": connect+read+write+timeout, "non2xx": status >= 400}
+-- luacheck: globals wrk
 local common = {}
 
 function common.bearer()

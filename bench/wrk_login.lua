@@ -1,6 +1,7 @@
 -- bench/wrk_login.lua — POST /auth/login with the bench admin's credentials
 -- (BENCH_EMAIL, BENCH_PASSWORD): one argon2id verify, a session row and two
 -- signed tokens per request.
+-- luacheck: globals wrk done
 package.path = (os.getenv("BENCH_DIR") or "bench") .. "/?.lua;" .. package.path
 local common = require "wrk_common"
 

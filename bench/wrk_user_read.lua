@@ -2,6 +2,7 @@
 -- GET /users/{id} with random ids among the seeded users (1..BENCH_USERS,
 -- all present), bearer token from BENCH_TOKEN. The requests are built once
 -- in init() (wrk shares the machine with the server: keep the client cheap).
+-- luacheck: globals wrk done setup init request tid
 package.path = (os.getenv("BENCH_DIR") or "bench") .. "/?.lua;" .. package.path
 local common = require "wrk_common"
 

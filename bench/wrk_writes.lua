@@ -3,6 +3,7 @@
 -- stays the size it was and the mix is half inserts, half deletes.
 -- Emails are unique per wrk thread (a random nonce: the warm-up and the
 -- recorded run must not collide) and request.
+-- luacheck: globals wrk done init request response
 package.path = (os.getenv("BENCH_DIR") or "bench") .. "/?.lua;" .. package.path
 local common = require "wrk_common"
 
