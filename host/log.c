@@ -32,6 +32,7 @@ struct log_sink {
 
 static enum log_level threshold = LOG_INFO;
 static const char *process_role = "cli";
+static long process_pid;
 static struct log_line current;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static struct log_sink sinks[HOST_LOG_SINKS_MAX];
@@ -58,6 +59,7 @@ void host_log_init(const char *level, const char *role)
     threshold = LOG_INFO;
     host_log_parse_level(level, &threshold);
     process_role = role;
+    process_pid = (long)getpid(); /* called again after fork, in the worker */
 }
 
 int host_log_add_sink(host_log_sink_fn fn, void *arg)
@@ -91,7 +93,7 @@ struct log_line *host_log_begin(enum log_level level, const char *msg)
     append_time(current.buf);
     evbuffer_add_printf(current.buf, ",\"level\":\"%s\",\"msg\":", level_names[level]);
     host_json_string(current.buf, msg, strlen(msg));
-    evbuffer_add_printf(current.buf, ",\"pid\":%ld,\"role\":\"%s\"", (long)getpid(), process_role);
+    evbuffer_add_printf(current.buf, ",\"pid\":%ld,\"role\":\"%s\"", process_pid, process_role);
     return &current;
 }
 

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -37,6 +39,9 @@
 #include "config.h"
 #include "log.h"
 #include "task.h"
+
+/* Niceness of the hashing threads (see pool_thread). */
+#define HASH_THREAD_NICE 10
 
 #define ARGON2ID_PREFIX "$argon2id$"
 #define ARGON2I_PREFIX "$argon2i$"
@@ -192,6 +197,10 @@ static struct {
 static void *pool_thread(void *arg)
 {
     (void)arg;
+    /* Hashing yields the cores to the event loops: a login storm must not
+     * slow every other request of the worker (Linux nices threads one by
+     * one). */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HASH_THREAD_NICE); /* may fail: then unchanged */
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         while (!pool.stopping && pool.queue_head == NULL)

@@ -9,6 +9,7 @@
  * and in conn.c (raw bytes). */
 #include "request.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,17 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     return "UNKNOWN";
 }
 
+/* A random prefix drawn once per worker and a counter: unique across
+ * workers and restarts, without a getrandom(2) per request. Request ids
+ * label log lines; they are not secrets. */
 static void new_request_id(char out[33])
 {
+    static unsigned char prefix[8];
+    static uint64_t counter; /* 0 in every new worker: the master serves none */
     unsigned char raw[16];
-    randombytes_buf(raw, sizeof raw);
+    if (counter++ == 0) randombytes_buf(prefix, sizeof prefix);
+    memcpy(raw, prefix, sizeof prefix);
+    for (int i = 0; i < 8; i++) raw[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
     sodium_bin2hex(out, 33, raw, sizeof raw);
 }
 
