@@ -10,12 +10,9 @@
 package.path = "spec/?.lua;" .. package.path -- support.* also without a .busted
 local server = require "support.server"
 local client = require "support.http_client"
+local util = require "support.util"
 local socket = require "socket"
 local cjson = require "cjson.safe"
-local unistd = require "posix.unistd"
-local signal = require "posix.signal"
-local wait = require "posix.sys.wait"
-local fcntl = require "posix.fcntl"
 
 local PYTHON = "/usr/bin/python3" -- Debian's, which has python3-botocore
 local ENDPOINT = "tools/firehose-endpoint.py"
@@ -25,45 +22,9 @@ local KEY, SECRET = "AKIDFIREHOSESPEC", "firehose-spec-secret-key/0123456789+abc
 
 -- ---- helpers ----------------------------------------------------------------
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/moonkeep-firehose.XXXXXX")
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
-local function free_port()
-  for _ = 1, 50 do
-    local port = math.random(20000, 60000)
-    local probe = socket.tcp()
-    local ok = probe:bind("127.0.0.1", port)
-    probe:close()
-    if ok then return port end
-  end
-  error("no free port")
-end
-
-local function wait_for(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return nil
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local function jsonl(path)
   local out = {}
-  for line in (read_file(path) or ""):gmatch("[^\n]+") do out[#out + 1] = assert(cjson.decode(line)) end
+  for line in (util.read_file(path) or ""):gmatch("[^\n]+") do out[#out + 1] = assert(cjson.decode(line)) end
   return out
 end
 
@@ -76,24 +37,16 @@ local function start_endpoint(port, dir, args)
   local argv = {ENDPOINT, tostring(port), dir, "--region", REGION, "--stream", STREAM}
   for _, a in ipairs(args or {"--key", KEY .. ":" .. SECRET}) do argv[#argv + 1] = a end
   local log = dir .. "/endpoint.log"
-  local pid = assert(unistd.fork())
-  if pid == 0 then
-    local fd = fcntl.open(log, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_APPEND, 420)
-    unistd.dup2(fd, 1)
-    unistd.dup2(fd, 2)
-    unistd.exec(PYTHON, argv)
-    os.exit(127)
-  end
-  local up = wait_for(15, function()
+  local pid = util.spawn(PYTHON, argv, log, true)
+  local up = util.wait_for(15, function()
     local res = client.request(port, "GET", "/_state", {timeout = 1})
     return res and res.status == 200
   end)
-  assert(up, "firehose-endpoint did not start: " .. (read_file(log) or ""))
+  assert(up, "firehose-endpoint did not start: " .. (util.read_file(log) or ""))
   local ep = {port = port, dir = dir}
   function ep.stop()
     if not pid then return end
-    signal.kill(pid, signal.SIGTERM)
-    wait.wait(pid)
+    util.stop(pid)
     pid = nil
   end
   table.insert(running.endpoints, ep)
@@ -149,7 +102,7 @@ local function start_server(ep_port, env, workers)
   local srv = server.start({scripts = scripts(), workers = workers, env = e})
   table.insert(running.servers, srv)
   -- every worker up (a SIGTERM before a worker has its handlers kills it)
-  assert(wait_for(20, function()
+  assert(util.wait_for(20, function()
     local ready = {}
     local n = 0
     for _, line in ipairs(srv:log_lines()) do
@@ -245,7 +198,7 @@ end
 describe("shipping logs to Firehose", function()
   local dirs = {}
   local function dir()
-    local d = tmpdir()
+    local d = util.tmpdir("firehose")
     dirs[#dirs + 1] = d
     return d
   end
@@ -264,7 +217,7 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("ships every line of a journey exactly once, in order per worker, signed", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     local srv = start_server(ep.port, nil, 2)
     journey(srv, 30)
     stop_cleanly(srv)
@@ -287,18 +240,18 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("retries throttling and 500s, losing and repeating nothing", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     ep.control("throttle", 3)
     local srv = start_server(ep.port)
     journey(srv, 10)
-    assert.truthy(wait_for(20, function()
+    assert.truthy(util.wait_for(20, function()
       local n = 0
       for _, r in ipairs(ep.requests()) do if r.status == 200 then n = n + 1 end end
       return n > 0
     end), "nothing got through after the throttling")
     ep.control("error500", 3)
     journey(srv, 10)
-    assert.truthy(wait_for(20, function()
+    assert.truthy(util.wait_for(20, function()
       local s = client.request(ep.port, "GET", "/_state").json
       return s.left == 0
     end))
@@ -320,7 +273,7 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("resends only the failed entries of a partial failure: every line exactly once", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     ep.control("partial", 4, 3)
     local srv = start_server(ep.port)
     journey(srv, 15)
@@ -349,10 +302,10 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("gives a batch up after Firehose refused it three times (no such stream), and goes on", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     local srv = start_server(ep.port, {FIREHOSE_STREAM = "no-such-stream"})
     journey(srv, 3)
-    local refused = wait_for(15, function()
+    local refused = util.wait_for(15, function()
       for _, line in ipairs(srv:log_lines()) do
         if line.msg == "firehose refused a batch; its records are dropped" then return line end
       end
@@ -361,7 +314,7 @@ describe("shipping logs to Firehose", function()
     assert.equal(400, refused.status)
     assert.truthy(refused.error:find("ResourceNotFoundException", 1, true))
     journey(srv, 2) -- the next lines are tried too, not stuck behind the first batch
-    assert.truthy(wait_for(15, function() return #ep.requests() >= 6 end))
+    assert.truthy(util.wait_for(15, function() return #ep.requests() >= 6 end))
     stop_cleanly(srv)
     ep.stop()
     for _, r in ipairs(ep.requests()) do
@@ -378,11 +331,11 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("counts what it drops while Firehose is down, and the API keeps answering", function()
-    local port = free_port()
+    local port = util.free_port()
     local d = dir()
     local srv = start_server(port, {FIREHOSE_BUFFER_MAX_RECORDS = "20", FIREHOSE_DROP_REPORT_S = "1"})
     journey(srv, 50) -- asserts each of the 100 requests answered 200
-    local report = wait_for(10, function()
+    local report = util.wait_for(10, function()
       for _, line in ipairs(srv:log_lines()) do
         if line.msg == "firehose records dropped" then return line end
       end
@@ -390,7 +343,7 @@ describe("shipping logs to Firehose", function()
     assert.is_table(report, "no drop report")
     assert.is_true(report.dropped > 0)
     local ep = start_endpoint(port, d) -- Firehose is back
-    assert.truthy(wait_for(20, function() return #ep.records() >= 20 end))
+    assert.truthy(util.wait_for(20, function() return #ep.records() >= 20 end))
     stop_cleanly(srv)
     ep.stop()
     assert_all_verified(ep)
@@ -415,7 +368,7 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("flushes what is buffered on SIGTERM before the worker exits", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     local srv = start_server(ep.port, {FIREHOSE_FLUSH_MS = "60000"})
     journey(srv, 10)
     socket.sleep(0.5)
@@ -429,7 +382,7 @@ describe("shipping logs to Firehose", function()
 
   it("gives up at FIREHOSE_FLUSH_ON_EXIT_S when Firehose hangs, and says what it could not send", function()
     -- a listener that never accepts: connections complete, nothing answers
-    local port = free_port()
+    local port = util.free_port()
     local hang = assert(socket.bind("127.0.0.1", port))
     local srv = start_server(port, {FIREHOSE_FLUSH_ON_EXIT_S = "1", FIREHOSE_TIMEOUT_S = "60"})
     journey(srv, 3)
@@ -447,7 +400,7 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("fetches container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI), signs with them, refreshes them", function()
-    local port = free_port()
+    local port = util.free_port()
     local ckey, csecret, ctoken = "ASIACONTAINERSPEC", "container-secret/abc+def", "container-session-token-xyz"
     local ep = start_endpoint(port, dir(), {
       "--serve-credentials", ckey .. ":" .. csecret .. ":" .. ctoken,
@@ -458,7 +411,7 @@ describe("shipping logs to Firehose", function()
       AWS_CONTAINER_AUTHORIZATION_TOKEN = "spec-auth-token"})
     journey(srv, 5)
     -- valid for 4 s: fetched again about halfway through
-    assert.truthy(wait_for(10, function() return #ep.credential_requests() >= 3 end), "not refreshed")
+    assert.truthy(util.wait_for(10, function() return #ep.credential_requests() >= 3 end), "not refreshed")
     journey(srv, 5)
     stop_cleanly(srv)
     ep.stop()
@@ -478,7 +431,7 @@ describe("shipping logs to Firehose", function()
   end)
 
   it("cuts a line over the 1,000 KiB record limit into a valid line that says so", function()
-    local ep = start_endpoint(free_port(), dir())
+    local ep = start_endpoint(util.free_port(), dir())
     local srv = start_server(ep.port)
     local res = srv:request("GET", "/fh/big")
     assert.equal(200, res.status)

@@ -6,6 +6,7 @@
 local server = require "support.server"
 local client = require "support.http_client"
 local mailbox = require "support.mailbox"
+local util = require "support.util"
 local socket = require "socket"
 local cjson = require "cjson.safe"
 local unistd = require "posix.unistd"
@@ -53,16 +54,6 @@ local function sql(url, query)
   local out, code = run(("psql %s -XtAqc %s"):format(sh(url), sh(query)))
   assert(code == 0, "psql failed: " .. out)
   return (out:gsub("%s+$", ""))
-end
-
-local function eventually(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return nil
 end
 
 local function urlencode(s)
@@ -218,7 +209,7 @@ describe("hardening:", function()
 
   setup(function()
     url = assert(os.getenv("DATABASE_URL"), "DATABASE_URL is not set (tools/test.sh sets it)")
-    sink = mailbox.start_sink(mailbox.free_port(), mailbox.tmpdir())
+    sink = mailbox.start_sink(util.free_port(), util.tmpdir("mail"))
     srv = start({workers = 2, env = {
       MAIL_URL = ("smtp://127.0.0.1:%d"):format(sink.port), MAIL_TLS = "off",
       LOGIN_FAILURE_LIMIT = "40",
@@ -655,7 +646,7 @@ describe("hardening:", function()
 
     local function reset_token(email)
       assert.equal(202, srv:request("POST", "/auth/password/forgot", {body = {email = email}}).status)
-      local raw_mail = assert(mailbox.wait_for(20, function()
+      local raw_mail = assert(util.wait_for(20, function()
         local msg = mailbox.message_to(sink.dir, email, 0.1)
         return msg and msg:find("/auth/password/reset", 1, true) and msg
       end), "no reset mail")
@@ -739,7 +730,7 @@ describe("hardening:", function()
         headers = {["X-Forwarded-Host"] = "evil.example"}})
       conn:close()
       assert.equal(202, res.status)
-      local reset = assert(mailbox.wait_for(20, function()
+      local reset = assert(util.wait_for(20, function()
         local msg = mailbox.message_to(sink.dir, email, 0.1)
         return msg and msg:find("/auth/password/reset", 1, true) and msg
       end))
@@ -868,19 +859,24 @@ end)
 -- ---- mail faults -----------------------------------------------------------------------
 
 describe("hardening: mail faults", function()
+  -- True once the server logged a failed delivery attempt (within 10 s).
+  local function retry_logged(srv)
+    return util.wait_for(10, function()
+      for _, line in ipairs(srv:log_lines()) do
+        if line.msg == "mail delivery failed; retrying" then return true end
+      end
+    end)
+  end
+
   it("registers with 201 while SMTP is down, and the mail arrives once SMTP returns", function()
-    local port = mailbox.free_port()
-    local dir = mailbox.tmpdir()
+    local port = util.free_port()
+    local dir = util.tmpdir("mail")
     local srv = start({workers = 1, env = {MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"}})
     local email = unique("down") .. "@example.com"
     local res = srv:request("POST", "/auth/register", {body = {email = email, name = unique("down"),
       password = secret("smtp down password " .. unique("p"))}})
     assert.equal(201, res.status, res.body)
-    assert.truthy(eventually(10, function()
-      for _, line in ipairs(srv:log_lines()) do
-        if line.msg == "mail delivery failed; retrying" then return true end
-      end
-    end), "no failed attempt was logged")
+    assert.truthy(retry_logged(srv), "no failed attempt was logged")
     local sink = mailbox.start_sink(port, dir)
     local raw_mail = mailbox.message_to(dir, email, 30)
     sink.stop()
@@ -899,11 +895,7 @@ describe("hardening: mail faults", function()
     local res = srv:request("POST", "/auth/register", {body = {email = email, name = unique("full"),
       password = secret("disk full password " .. unique("p"))}})
     assert.equal(201, res.status, res.body)
-    assert.truthy(eventually(10, function()
-      for _, line in ipairs(srv:log_lines()) do
-        if line.msg == "mail delivery failed; retrying" then return true end
-      end
-    end), "no failed attempt was logged")
+    assert.truthy(retry_logged(srv), "no failed attempt was logged")
     os.remove(blocker) -- the disk is back
     local raw_mail = mailbox.message_to(outbox, email, 30)
     assert.is_string(raw_mail, "the mail was lost")
@@ -926,7 +918,7 @@ describe("hardening: mail faults", function()
       {body = {email = email, name = unique("fh"), password = "a long enough passphrase"}})
     assert.equal(201, res.status, res.body)
     for _ = 1, 200 do assert.equal(200, srv:request("GET", "/healthz").status) end
-    assert.truthy(eventually(10, function() return srv:log_text():find("firehose", 1, true) end))
+    assert.truthy(util.wait_for(10, function() return srv:log_text():find("firehose", 1, true) end))
     assert_healthy(srv)
     srv:stop()
   end)
@@ -1023,7 +1015,7 @@ describe("hardening: faults", function()
       :format(failures, after_segv, after_kill))
     assert.is_true(failures <= 6, failures .. " requests failed")
     assert.is_true(after_segv > 0 and after_kill > 0)
-    local replaced = eventually(15, function()
+    local replaced = util.wait_for(15, function()
       local now = srv:worker_pids()
       return #now == 2 and now[1] ~= before[1] and now[2] ~= before[1]
         and now[1] ~= before[2] and now[2] ~= before[2]

@@ -3,6 +3,7 @@
 -- log out, reset the password, and every error row of the status table.
 local server = require "support.server"
 local mailbox = require "support.mailbox"
+local util = require "support.util"
 local socket = require "socket"
 
 local function unique(prefix)
@@ -16,8 +17,8 @@ describe("the admin journey", function()
   local password = "correct horse battery staple"
 
   setup(function()
-    local port = mailbox.free_port()
-    sink = mailbox.start_sink(port, mailbox.tmpdir())
+    local port = util.free_port()
+    sink = mailbox.start_sink(port, util.tmpdir("mail"))
     srv = server.start({workers = 2, env = {
       MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off",
       LOGIN_FAILURE_LIMIT = "5",
@@ -260,7 +261,7 @@ describe("the admin journey", function()
     local res = srv:request("POST", "/auth/password/forgot", {body = {email = email}})
     assert.equal(202, res.status)
     assert.equal(202, srv:request("POST", "/auth/password/forgot", {body = {email = unique("nobody") .. "@example.com"}}).status)
-    local raw = assert(mailbox.wait_for(15, function()
+    local raw = assert(util.wait_for(15, function()
       local msg = mailbox.message_to(sink.dir, email, 0.1)
       return msg and msg:find("/auth/password/reset", 1, true) and msg
     end), "no reset mail")

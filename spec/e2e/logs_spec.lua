@@ -4,6 +4,7 @@
 -- log out, forgotten password), not one secret in it.
 local server = require "support.server"
 local mailbox = require "support.mailbox"
+local util = require "support.util"
 
 local function unique(prefix)
   return ("%s%d%d"):format(prefix, os.time() % 100000, math.random(1, 1e6))
@@ -37,8 +38,8 @@ describe("the log of a whole journey", function()
   end
 
   setup(function()
-    local port = mailbox.free_port()
-    sink = mailbox.start_sink(port, mailbox.tmpdir())
+    local port = util.free_port()
+    sink = mailbox.start_sink(port, util.tmpdir("mail"))
     local db_password = "db-pw-" .. unique("x")
     local url = assert(os.getenv("DATABASE_URL"), "tools/test.sh sets DATABASE_URL")
     -- trust auth on the test cluster ignores the password; the URL still carries it
@@ -101,7 +102,7 @@ describe("the log of a whole journey", function()
     assert.equal(204, call("logout", "POST", "/auth/logout", {headers = bearer(res.json.access_token)}).status)
 
     assert.equal(202, call("forgot", "POST", "/auth/password/forgot", {body = {email = email}}).status)
-    raw = assert(mailbox.wait_for(15, function()
+    raw = assert(util.wait_for(15, function()
       local msg = mailbox.message_to(sink.dir, email, 0.1)
       return msg and msg:find("/auth/password/reset", 1, true) and msg
     end), "no reset mail")

@@ -1,8 +1,9 @@
 -- host.mail against the real binary: the outbox folder, delivery to a real
 -- SMTP server (tools/smtp-sink.py), retries when the server or the folder is
 -- not there yet, and what is refused. The routes under test are
--- spec/fixtures/mail_scripts/routes/mail_test.lua (a copy of scripts/ with
--- one more route module): they hand the request's JSON to mail.send.
+-- spec/fixtures/mail_test_routes.lua, installed as routes/mail_test.lua in a
+-- copy of scripts/ (server.scripts_with): they hand the request's JSON to
+-- mail.send.
 --
 -- Runs as root in CI, where chmod cannot make a folder unwritable: the
 -- unwritable outbox is a path whose parent is a regular file (mkdir fails
@@ -11,100 +12,31 @@ package.path = "spec/?.lua;" .. package.path -- support.* also without a .busted
 local server = require "support.server"
 local socket = require "socket"
 local cjson = require "cjson.safe"
-local unistd = require "posix.unistd"
-local signal = require "posix.signal"
-local wait = require "posix.sys.wait"
-local fcntl = require "posix.fcntl"
-local dirent = require "posix.dirent"
 local stat = require "posix.sys.stat"
+local util = require "support.util"
+local mailbox = require "support.mailbox"
 
-local FIXTURE = "spec/fixtures/mail_scripts"
+local ROUTES = "spec/fixtures/mail_test_routes.lua"
 local PYTHON = "/usr/bin/python3" -- Debian's, which has aiosmtpd
-local SINK = "tools/smtp-sink.py"
 local FROM = "Moonkeep Test <robot@moonkeep.test>"
 
 -- ---- helpers -------------------------------------------------------------
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/moonkeep-mail.XXXXXX")
-  local dir = p:read("*l")
-  p:close()
-  return dir
+local scripts_dir
+local function scripts()
+  scripts_dir = scripts_dir or server.scripts_with("mail_test", assert(util.read_file(ROUTES)))
+  return scripts_dir
 end
 
-local function free_port()
-  for _ = 1, 50 do
-    local port = math.random(20000, 60000)
-    local probe = socket.tcp()
-    local ok = probe:bind("127.0.0.1", port)
-    probe:close()
-    if ok then return port end
-  end
-  error("no free port")
-end
-
-local function wait_for(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return nil
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function files(dir, pattern)
-  local out = {}
-  local ok, list = pcall(dirent.dir, dir)
-  if not ok or not list then return out end
-  for _, name in ipairs(list) do
-    if name:match(pattern) then out[#out + 1] = name end
-  end
-  table.sort(out)
-  return out
-end
-
--- A real SMTP server on 127.0.0.1:port writing what it receives to dir.
-local function start_sink(port, dir, ...)
-  local args = {SINK, tostring(port), dir, ...}
-  local log = dir .. ".log"
-  local pid = assert(unistd.fork())
-  if pid == 0 then
-    local fd = fcntl.open(log, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
-    unistd.dup2(fd, 1)
-    unistd.dup2(fd, 2)
-    unistd.exec(PYTHON, args)
-    os.exit(127)
-  end
-  local up = wait_for(15, function()
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local ok = c:connect("127.0.0.1", port)
-    c:close()
-    return ok
-  end)
-  assert(up, "smtp-sink did not start: " .. (read_file(log) or ""))
-  return {
-    stop = function()
-      signal.kill(pid, signal.SIGTERM)
-      wait.wait(pid)
-    end,
-  }
-end
+teardown(function()
+  if scripts_dir then os.execute("rm -rf " .. scripts_dir) end
+end)
 
 local function start_server(env)
   env.MAIL_FROM = env.MAIL_FROM or FROM
   env.MAIL_URL = env.MAIL_URL or ""           -- empty is unset: outbox mode
   if not os.getenv("DATABASE_URL") then env.MIGRATE_ON_START = "false" end
-  return server.start({scripts = FIXTURE, workers = 1, env = env})
+  return server.start({scripts = scripts(), workers = 1, env = env})
 end
 
 local function send(srv, msg)
@@ -128,6 +60,17 @@ local function no_sanitizer_reports(srv)
   local text = srv:log_text()
   assert.is_nil(text:find("AddressSanitizer", 1, true), text)
   assert.is_nil(text:find("runtime error:", 1, true), text)
+end
+
+-- What a describe block started: the server (stopped, its log checked), the
+-- sink, the temp folder.
+local function shut_down(srv, sink, dir)
+  if srv then
+    srv:stop()
+    no_sanitizer_reports(srv)
+  end
+  if sink then sink.stop() end
+  os.execute("rm -rf " .. dir)
 end
 
 -- ---- a small MIME reader, independent of the C code ------------------------
@@ -265,21 +208,15 @@ describe("host.mail in outbox mode", function()
   local srv, dir, outbox
 
   setup(function()
-    dir = tmpdir()
+    dir = util.tmpdir("mail")
     outbox = dir .. "/var/outbox" -- neither level exists yet
     srv = start_server({OUTBOX_DIR = outbox})
   end)
 
-  teardown(function()
-    if srv then
-      srv:stop()
-      no_sanitizer_reports(srv)
-    end
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() shut_down(srv, nil, dir) end)
 
   local function eml_of(id)
-    local name = wait_for(10, function() return files(outbox, "%-" .. id .. "%.eml$")[1] end)
+    local name = util.wait_for(10, function() return util.files(outbox, "%-" .. id .. "%.eml$")[1] end)
     assert(name, "no outbox file for " .. id .. "\n" .. srv:log_text())
     return outbox .. "/" .. name, name
   end
@@ -298,7 +235,7 @@ describe("host.mail in outbox mode", function()
 
     local path, name = eml_of(id)
     assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ%-" .. id .. "%.eml$", name)
-    local msg = parse_message(read_file(path))
+    local msg = parse_message(util.read_file(path))
     local h = msg.headers
     assert.equal("Moonkeep Test <robot@moonkeep.test>", h.from)
     assert.equal("zoe@example.com", h.to)
@@ -326,7 +263,7 @@ describe("host.mail in outbox mode", function()
   it("writes a text-only message as one text/plain part", function()
     local res = send(srv, {to = "a@example.com", subject = "plain", text = "just text\n"})
     assert.equal(200, res.status)
-    local msg = parse_message(read_file((eml_of(res.json.id))))
+    local msg = parse_message(util.read_file((eml_of(res.json.id))))
     assert.equal("plain", msg.headers.subject)
     assert.equal("text/plain; charset=utf-8", msg.headers["content-type"])
     assert.equal(1, #msg.parts)
@@ -338,7 +275,7 @@ describe("host.mail in outbox mode", function()
     local path = eml_of(res.json.id)
     assert.equal(tonumber("700", 8), stat.stat(outbox).st_mode % 512)
     assert.equal(tonumber("600", 8), stat.stat(path).st_mode % 512)
-    assert.same({}, files(outbox, "%.tmp$"))
+    assert.same({}, util.files(outbox, "%.tmp$"))
   end)
 
   it("logs the path and the id, never the body", function()
@@ -346,7 +283,7 @@ describe("host.mail in outbox mode", function()
     local res = send(srv, {to = "a@example.com", subject = "log", text = "token " .. secret})
     local id = res.json.id
     local path = eml_of(id)
-    local line = wait_for(5, function() return log_line(srv, "mail written to outbox", id) end)
+    local line = util.wait_for(5, function() return log_line(srv, "mail written to outbox", id) end)
     assert.is_table(line)
     assert.equal(path, line.path)
     assert.is_table(log_line(srv, "mail queued", id))
@@ -357,7 +294,7 @@ describe("host.mail in outbox mode", function()
     local before = stats(srv)
     local res = send(srv, {to = "a@example.com", subject = "count", text = "x"})
     eml_of(res.json.id)
-    local after = wait_for(5, function()
+    local after = util.wait_for(5, function()
       local s = stats(srv)
       return s.sent == before.sent + 1 and s
     end)
@@ -402,36 +339,30 @@ describe("host.mail when the outbox cannot be written", function()
   local srv, dir, blocker
 
   setup(function()
-    dir = tmpdir()
+    dir = util.tmpdir("mail")
     blocker = dir .. "/not-a-folder"
     server.write_file(blocker, "a regular file where the outbox's parent should be\n")
     srv = start_server({OUTBOX_DIR = blocker .. "/outbox"})
   end)
 
-  teardown(function()
-    if srv then
-      srv:stop()
-      no_sanitizer_reports(srv)
-    end
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() shut_down(srv, nil, dir) end)
 
   it("retries with backoff and writes the message once the folder can be made", function()
     local res = send(srv, {to = "a@example.com", subject = "later", text = "not lost"})
     assert.equal(200, res.status)
     local id = res.json.id
-    local retry = wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
+    local retry = util.wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
     assert(retry, srv:log_text())
     assert.matches("Not a directory", retry.error, 1, true)
     assert.is_true(retry.retry_in_s >= 0.8 and retry.retry_in_s <= 1.2)
     assert.equal(1, stats(srv).retrying)
 
     os.remove(blocker) -- the "disk" is fixed
-    local name = wait_for(15, function() return files(blocker .. "/outbox", "%-" .. id .. "%.eml$")[1] end)
+    local name = util.wait_for(15, function() return util.files(blocker .. "/outbox", "%-" .. id .. "%.eml$")[1] end)
     assert(name, srv:log_text())
-    local msg = parse_message(read_file(blocker .. "/outbox/" .. name))
+    local msg = parse_message(util.read_file(blocker .. "/outbox/" .. name))
     assert.equal("not lost", msg.parts[1].body)
-    local s = wait_for(5, function() local x = stats(srv); return x.sent == 1 and x end)
+    local s = util.wait_for(5, function() local x = stats(srv); return x.sent == 1 and x end)
     assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, s)
     assert.is_true(log_line(srv, "mail written to outbox", id).attempts >= 2)
   end)
@@ -443,9 +374,9 @@ describe("host.mail over SMTP", function()
   local srv, sink, dir, port
 
   setup(function()
-    dir = tmpdir()
-    port = free_port()
-    sink = start_sink(port, dir .. "/sink")
+    dir = util.tmpdir("mail")
+    port = util.free_port()
+    sink = mailbox.start_sink(port, dir .. "/sink")
     srv = start_server({
       -- credentials that must not show in the log (the sink offers no AUTH, so curl skips it)
       MAIL_URL = ("smtp://mailer%%40moonkeep:pa%%3Ass-w0rd-xyz@127.0.0.1:%d"):format(port),
@@ -453,21 +384,14 @@ describe("host.mail over SMTP", function()
     })
   end)
 
-  teardown(function()
-    if srv then
-      srv:stop()
-      no_sanitizer_reports(srv)
-    end
-    if sink then sink.stop() end
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() shut_down(srv, sink, dir) end)
 
   local function received(id)
-    return wait_for(10, function()
-      for _, name in ipairs(files(dir .. "/sink", "%.eml$")) do
-        local raw = read_file(dir .. "/sink/" .. name)
+    return util.wait_for(10, function()
+      for _, name in ipairs(util.files(dir .. "/sink", "%.eml$")) do
+        local raw = util.read_file(dir .. "/sink/" .. name)
         if raw and raw:find("<" .. id .. "@", 1, true) then
-          local envelope = cjson.decode(read_file(dir .. "/sink/" .. name:gsub("%.eml$", ".json")))
+          local envelope = cjson.decode(util.read_file(dir .. "/sink/" .. name:gsub("%.eml$", ".json")))
           return {raw = raw, envelope = envelope}
         end
       end
@@ -485,7 +409,7 @@ describe("host.mail over SMTP", function()
     local msg = parse_message(got.raw)
     assert.equal("Your code", msg.headers.subject)
     assert.equal(text, crlf_to_lf(msg.parts[1].body))
-    local line = wait_for(5, function() return log_line(srv, "mail sent", res.json.id) end)
+    local line = util.wait_for(5, function() return log_line(srv, "mail sent", res.json.id) end)
     assert.equal(1, line.attempts)
     assert.equal(("smtp://127.0.0.1:%d"):format(port), line.server)
   end)
@@ -502,7 +426,7 @@ describe("host.mail over SMTP", function()
     local before = stats(srv)
     local res = send(srv, {to = "reject-me@example.com", subject = "s", text = "t"})
     assert.equal(200, res.status)
-    local line = wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
+    local line = util.wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
     assert(line, srv:log_text())
     assert.equal(550, line.smtp_code)
     assert.equal(1, line.attempts)
@@ -514,36 +438,29 @@ describe("host.mail when the SMTP server is down at send time", function()
   local srv, sink, dir, port
 
   setup(function()
-    dir = tmpdir()
-    port = free_port()
+    dir = util.tmpdir("mail")
+    port = util.free_port()
     srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
   end)
 
-  teardown(function()
-    if srv then
-      srv:stop()
-      no_sanitizer_reports(srv)
-    end
-    if sink then sink.stop() end
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() shut_down(srv, sink, dir) end)
 
   it("still returns an id, and delivers after a retry once the server is up", function()
     local res = send(srv, {to = "late@example.com", subject = "patience", text = "eventually"})
     assert.equal(200, res.status)
     local id = res.json.id
-    local retry = wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
+    local retry = util.wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
     assert(retry, srv:log_text())
     assert.equal(1, retry.attempt)
     assert.equal(1, stats(srv).retrying)
 
-    sink = start_sink(port, dir .. "/sink")
-    local name = wait_for(15, function() return files(dir .. "/sink", "%.eml$")[1] end)
+    sink = mailbox.start_sink(port, dir .. "/sink")
+    local name = util.wait_for(15, function() return util.files(dir .. "/sink", "%.eml$")[1] end)
     assert(name, srv:log_text())
-    local msg = parse_message(read_file(dir .. "/sink/" .. name))
+    local msg = parse_message(util.read_file(dir .. "/sink/" .. name))
     assert.equal("<" .. id .. "@moonkeep.test>", msg.headers["message-id"])
     assert.equal("eventually", msg.parts[1].body)
-    local sent = wait_for(5, function() return log_line(srv, "mail sent", id) end)
+    local sent = util.wait_for(5, function() return log_line(srv, "mail sent", id) end)
     assert.is_true(sent.attempts >= 2)
     assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, stats(srv))
   end)
@@ -555,8 +472,8 @@ describe("host.mail on a slow SMTP server", function()
   local dir, port, events
 
   before_each(function()
-    dir = tmpdir()
-    port = free_port()
+    dir = util.tmpdir("mail")
+    port = util.free_port()
     events = dir .. "/events"
   end)
   after_each(function() os.execute("rm -rf " .. dir) end)
@@ -564,7 +481,7 @@ describe("host.mail on a slow SMTP server", function()
   -- What the sink has done so far: "data-received N", "data-replied N".
   local function sink_events()
     local out = {}
-    for line in (read_file(events) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
+    for line in (util.read_file(events) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
     return out
   end
 
@@ -575,7 +492,7 @@ describe("host.mail on a slow SMTP server", function()
   end
 
   it("answers /healthz while the server still holds its reply to the end of data", function()
-    local sink = start_sink(port, dir .. "/sink", "--delay-data", "2", "--events", events)
+    local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "2", "--events", events)
     local srv
     finally(function()
       if srv then srv:stop() end
@@ -584,7 +501,7 @@ describe("host.mail on a slow SMTP server", function()
     srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
     local id = send(srv, {to = "slow@example.com", subject = "slow", text = "take your time"}).json.id
     -- the sink has the whole message and now sits on its 250 for 2 s
-    assert(wait_for(10, function() return sink_has("data-received 1") end), srv:log_text())
+    assert(util.wait_for(10, function() return sink_has("data-received 1") end), srv:log_text())
 
     local res = srv:request("GET", "/healthz", {timeout = 10})
     local seen = sink_events()
@@ -593,7 +510,7 @@ describe("host.mail on a slow SMTP server", function()
     assert.is_nil(log_line(srv, "mail sent", id))
 
     -- and the mail still goes through once the sink answers
-    assert(wait_for(10, function() return log_line(srv, "mail sent", id) end), srv:log_text())
+    assert(util.wait_for(10, function() return log_line(srv, "mail sent", id) end), srv:log_text())
     assert.same({"data-received 1", "data-replied 1"}, sink_events())
     assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, stats(srv))
     local how, code = srv:stop()
@@ -603,7 +520,7 @@ describe("host.mail on a slow SMTP server", function()
   end)
 
   it("cuts, at shutdown, a transfer whose reply is still held, on a reused connection", function()
-    local sink = start_sink(port, dir .. "/sink", "--delay-data", "4", "--events", events)
+    local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "4", "--events", events)
     local srv
     finally(function()
       if srv then srv:stop() end
@@ -613,10 +530,10 @@ describe("host.mail on a slow SMTP server", function()
                         MAIL_FLUSH_S = "1"})
     -- the first message leaves its connection in curl's cache
     local first = send(srv, {to = "a@example.com", text = "first"}).json.id
-    assert(wait_for(10, function() return log_line(srv, "mail sent", first) end), srv:log_text())
+    assert(util.wait_for(10, function() return log_line(srv, "mail sent", first) end), srv:log_text())
     -- the second one takes it, and the sink sits on the reply to its data
     local second = send(srv, {to = "b@example.com", text = "second"}).json.id
-    assert(wait_for(10, function() return sink_has("data-received 2") end), srv:log_text())
+    assert(util.wait_for(10, function() return sink_has("data-received 2") end), srv:log_text())
 
     local how, code = srv:stop() -- drains, flushes for MAIL_FLUSH_S = 1 s, then cuts
     assert.equal("exited", how)
@@ -635,11 +552,11 @@ end)
 describe("host.mail limits and shutdown", function()
   local dir
 
-  before_each(function() dir = tmpdir() end)
+  before_each(function() dir = util.tmpdir("mail") end)
   after_each(function() os.execute("rm -rf " .. dir) end)
 
   it("refuses with 'mail queue full' past MAIL_QUEUE_MAX", function()
-    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(free_port()), MAIL_TLS = "off",
+    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(util.free_port()), MAIL_TLS = "off",
                               MAIL_QUEUE_MAX = "2", MAIL_FLUSH_S = "0"})
     finally(function() srv:stop() end)
     assert.equal(200, send(srv, {to = "a@example.com", text = "1"}).status)
@@ -651,8 +568,8 @@ describe("host.mail limits and shutdown", function()
   end)
 
   it("insists on STARTTLS with MAIL_TLS=require", function()
-    local port = free_port()
-    local sink = start_sink(port, dir .. "/sink") -- offers no STARTTLS
+    local port = util.free_port()
+    local sink = mailbox.start_sink(port, dir .. "/sink") -- offers no STARTTLS
     local srv
     finally(function() -- busted keeps one finally per test
       if srv then srv:stop() end
@@ -661,14 +578,14 @@ describe("host.mail limits and shutdown", function()
     srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "require",
                         MAIL_RETRY_MAX = "1"})
     local res = send(srv, {to = "a@example.com", text = "must not travel in clear"})
-    local line = wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
+    local line = util.wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
     assert(line, srv:log_text())
     assert.equal("out of attempts", line.reason)
-    assert.same({}, files(dir .. "/sink", "%.eml$"))
+    assert.same({}, util.files(dir .. "/sink", "%.eml$"))
   end)
 
   it("tries queued mail once more on shutdown, and delivers it when it can", function()
-    local port = free_port()
+    local port = util.free_port()
     local srv, sink
     finally(function()
       srv:stop()
@@ -678,24 +595,24 @@ describe("host.mail limits and shutdown", function()
     local res = send(srv, {to = "a@example.com", text = "flush me"})
     local id = res.json.id
     -- after the second failure the next attempt is >= 1.6 s away
-    assert(wait_for(6, function()
+    assert(util.wait_for(6, function()
       for _, l in ipairs(srv:log_lines()) do
         if l.msg == "mail delivery failed; retrying" and l.mail_id == id and l.attempt == 2 then return true end
       end
     end), srv:log_text())
-    sink = start_sink(port, dir .. "/sink")
+    sink = mailbox.start_sink(port, dir .. "/sink")
     local how, code = srv:stop()
     assert.equal("exited", how)
     assert.equal(0, code)
     assert.is_table(log_line(srv, "mail: flushing the queue before exit"))
     assert.is_table(log_line(srv, "mail sent", id))
     assert.is_nil(log_line(srv, "mail dropped at shutdown: still queued"))
-    assert.equal(1, #files(dir .. "/sink", "%.eml$"))
+    assert.equal(1, #util.files(dir .. "/sink", "%.eml$"))
     no_sanitizer_reports(srv)
   end)
 
   it("logs the ids of the mail it drops on shutdown", function()
-    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(free_port()), MAIL_TLS = "off",
+    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(util.free_port()), MAIL_TLS = "off",
                               MAIL_FLUSH_S = "1"})
     finally(function() srv:stop() end)
     local a = send(srv, {to = "a@example.com", text = "a"}).json.id
@@ -712,7 +629,7 @@ describe("host.mail limits and shutdown", function()
   end)
 
   it("does not hang on shutdown when the server never answers", function()
-    local port = free_port()
+    local port = util.free_port()
     local hole = assert(socket.bind("127.0.0.1", port)) -- listens, never accepts: no greeting
     local srv
     finally(function()
@@ -734,9 +651,9 @@ describe("host.mail limits and shutdown", function()
   end)
 
   it("refuses to start a worker with a bad MAIL_URL", function()
-    local srv = server.start({scripts = FIXTURE, workers = 1, wait = false,
+    local srv = server.start({scripts = scripts(), workers = 1, wait = false,
                               env = {MAIL_URL = "http://example.com", MIGRATE_ON_START = "false"}})
     finally(function() srv:stop() end)
-    assert.is_table(wait_for(5, function() return log_line(srv, "MAIL_URL must start with smtp:// or smtps://") end))
+    assert.is_table(util.wait_for(5, function() return log_line(srv, "MAIL_URL must start with smtp:// or smtps://") end))
   end)
 end)

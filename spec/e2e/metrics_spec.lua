@@ -5,10 +5,10 @@
 local server = require "support.server"
 local prom = require "support.prometheus"
 local api = require "support.api"
-local mailbox = require "support.mailbox"
+local util = require "support.util"
 local http_client = require "support.http_client"
 
-local wait_for = mailbox.wait_for
+local wait_for = util.wait_for
 
 local REQUESTS = "moonkeep_http_requests_total"
 local DURATION = "moonkeep_http_request_duration_seconds"
@@ -224,7 +224,7 @@ describe("METRICS_PORT", function()
   local srv, metrics_port
 
   setup(function()
-    metrics_port = mailbox.free_port()
+    metrics_port = util.free_port()
     srv = server.start({workers = 2, env = {METRICS_PORT = tostring(metrics_port)}})
   end)
 

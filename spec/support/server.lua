@@ -11,26 +11,15 @@ local stdlib = require "posix.stdlib"
 local socket = require "socket"
 local cjson = require "cjson.safe"
 local client = require "support.http_client"
+local util = require "support.util"
 
 local server = {}
 local Server = {}
 Server.__index = Server
 
-local function free_port()
-  for _ = 1, 50 do
-    local port = math.random(20000, 60000)
-    local probe = socket.tcp()
-    local ok = probe:bind("127.0.0.1", port)
-    probe:close()
-    if ok then return port end
-  end
-  error("no free port")
-end
-
-local function sleep(s) socket.sleep(s) end
+local free_port = util.free_port
+local sleep = util.sleep
 server.sleep = sleep
-
-math.randomseed(os.time() + (unistd.getpid() or 0))
 
 -- opts: env = {...}, scripts = dir, workers = n, wait = seconds,
 -- bin = executable, args = its arguments (default {"serve"})
@@ -124,11 +113,7 @@ function Server:stop()
 end
 
 function Server:log_text()
-  local f = io.open(self.log_path)
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
+  return util.read_file(self.log_path) or ""
 end
 
 -- Every JSON line of the log, decoded.
