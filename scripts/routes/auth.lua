@@ -391,15 +391,7 @@ local function delete_me(req)
 end
 
 -- GET /auth/admins?limit=&cursor=&q= -> 200 {admins, next_cursor}
-local function list_admins(req)
-  local params, err = page.params(req, "admins")
-  if not params then return err end
-  local rows
-  rows, err = store:list_admins(params.after, params.limit + 1, params.pattern)
-  if not rows then return err end
-  local admins, next_cursor = page.result(rows, params, "admins", views.admin)
-  return http.ok({admins = admins, next_cursor = next_cursor})
-end
+local list_admins = page.handler("admins", function(...) return store:list_admins(...) end, views.admin)
 
 return {
   {"POST", "/auth/register", register},

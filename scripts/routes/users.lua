@@ -112,15 +112,7 @@ local function delete(req, params)
 end
 
 -- GET /users?limit=&cursor=&q= -> 200 {users, next_cursor}
-local function list(req)
-  local params, err = page.params(req, "users")
-  if not params then return err end
-  local rows
-  rows, err = store:list_users(params.after, params.limit + 1, params.pattern)
-  if not rows then return err end
-  local users, next_cursor = page.result(rows, params, "users", views.user)
-  return http.ok({users = users, next_cursor = next_cursor})
-end
+local list = page.handler("users", function(...) return store:list_users(...) end, views.user)
 
 return {
   {"POST", "/user", create, auth = true},
