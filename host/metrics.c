@@ -82,7 +82,7 @@ struct slot {
     gauge_t in_flight;
     counter_t untracked;            /* requests answered while `series` was full */
     gauge_t db_size, db_connected, db_in_use, db_waiting;
-    gauge_t hash_threads, hash_queued, hash_running;
+    gauge_t hash_threads, hash_queued, hash_running, hash_memory;
     counter_t hash_rejected;
     gauge_t mail_queued, mail_retrying;
     counter_t mail_sent, mail_failed;
@@ -175,6 +175,7 @@ static void zero_gauges(struct slot *s)
     SET(s->hash_threads, 0);
     SET(s->hash_queued, 0);
     SET(s->hash_running, 0);
+    SET(s->hash_memory, 0);
     SET(s->mail_queued, 0);
     SET(s->mail_retrying, 0);
     SET(s->firehose_buffered, 0);
@@ -232,6 +233,7 @@ static void sample(void)
     SET(self->hash_threads, (int64_t)pw.threads);
     SET(self->hash_queued, (int64_t)pw.queued);
     SET(self->hash_running, (int64_t)pw.running);
+    SET(self->hash_memory, (int64_t)pw.memory_kept);
     raise_to(&self->hash_rejected, carry.hash_rejected + pw.rejected);
     SET(self->mail_queued, (int64_t)mail.queued);
     SET(self->mail_retrying, (int64_t)mail.retrying);
@@ -576,6 +578,9 @@ int host_metrics_render(struct evbuffer *out)
             GAUGE(hash_queued));
     add_int(out, "moonkeep_hash_jobs_running", "gauge", "Password hashing jobs being worked on.",
             GAUGE(hash_running));
+    add_int(out, "moonkeep_hash_memory_bytes", "gauge",
+            "argon2id memory the hashing threads keep mapped between hashes (released after 10 s idle).",
+            GAUGE(hash_memory));
     add_int(out, "moonkeep_hash_jobs_rejected_total", "counter",
             "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",
             COUNTER(hash_rejected));

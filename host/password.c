@@ -21,6 +21,7 @@
  * freed when it comes back without touching Lua. Passwords are never logged. */
 #include "password.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -30,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -38,10 +40,14 @@
 
 #include "config.h"
 #include "log.h"
+#include "pwhash_memory.h"
 #include "task.h"
 
 /* Niceness of the hashing threads (see pool_thread). */
 #define HASH_THREAD_NICE 10
+/* A hashing thread idle this long gives its argon2id memory back
+ * (pwhash_memory.c), so an idle worker is small again. */
+#define HASH_MEMORY_IDLE_S 10
 
 #define ARGON2ID_PREFIX "$argon2id$"
 #define ARGON2I_PREFIX "$argon2i$"
@@ -182,6 +188,7 @@ static struct {
     struct pw_job *queue_head, *queue_tail;
     size_t queued, queue_max;
     size_t running;                 /* jobs a thread is working on */
+    size_t memory_kept;             /* bytes the threads keep mapped (pwhash_memory.c) */
     unsigned long rejected;         /* submits refused since init (loop thread) */
     struct pw_job *done_head, *done_tail;
     pthread_t *threads;
@@ -194,8 +201,18 @@ static struct {
     .efd = -1,
 };
 
+/* Tells the pool how much memory this thread keeps now; it kept `*held`
+ * before. Under pool.mu. */
+static void account_kept_memory(size_t *held)
+{
+    size_t now = host_pwhash_memory_held();
+    pool.memory_kept = pool.memory_kept - *held + now;
+    *held = now;
+}
+
 static void *pool_thread(void *arg)
 {
+    size_t held = 0;
     (void)arg;
     /* Hashing yields the cores to the event loops: a login storm must not
      * slow every other request of the worker (Linux nices threads one by
@@ -203,8 +220,19 @@ static void *pool_thread(void *arg)
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HASH_THREAD_NICE); /* may fail: then unchanged */
     pthread_mutex_lock(&pool.mu);
     for (;;) {
-        while (!pool.stopping && pool.queue_head == NULL)
-            pthread_cond_wait(&pool.cv, &pool.mu);
+        while (!pool.stopping && pool.queue_head == NULL) {
+            if (host_pwhash_memory_held() == 0) {
+                pthread_cond_wait(&pool.cv, &pool.mu);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += HASH_MEMORY_IDLE_S;
+            if (pthread_cond_clockwait(&pool.cv, &pool.mu, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
+                host_pwhash_memory_release();
+                account_kept_memory(&held);
+            }
+        }
         if (pool.stopping) break; /* shutdown frees what is still queued */
         struct pw_job *job = pool.queue_head;
         pool.queue_head = job->next;
@@ -215,9 +243,12 @@ static void *pool_thread(void *arg)
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&pool.mu);
 
+        host_pwhash_memory_begin();
         job_run(job); /* the job is this thread's until it is on the done list */
+        host_pwhash_memory_end();
 
         pthread_mutex_lock(&pool.mu);
+        account_kept_memory(&held);
         pool.running--;
         job->state = JOB_DONE;
         if (pool.done_tail) pool.done_tail->next = job;
@@ -228,6 +259,8 @@ static void *pool_thread(void *arg)
         ssize_t w = write(pool.efd, &one, sizeof one);
         (void)w;
     }
+    host_pwhash_memory_release();
+    account_kept_memory(&held);
     pthread_mutex_unlock(&pool.mu);
     return NULL;
 }
@@ -396,6 +429,7 @@ void host_password_stats(struct host_password_stats *out)
     out->queued = pool.accepting ? pool.queued : 0;
     out->running = pool.accepting ? pool.running : 0;
     out->rejected = pool.rejected;
+    out->memory_kept = pool.accepting ? pool.memory_kept : 0;
     pthread_mutex_unlock(&pool.mu);
 }
 

@@ -29,13 +29,15 @@ int host_password_init(struct event_base *base);
 void host_password_shutdown(void);
 
 /* The hashing pool of this worker now (zeros before init): threads, jobs
- * waiting and running, and jobs refused as "busy" (queue full) since init.
- * Loop thread. For /metrics. */
+ * waiting and running, jobs refused as "busy" (queue full) since init, and
+ * the argon2id memory its threads keep mapped (pwhash_memory.c). Loop
+ * thread. For /metrics. */
 struct host_password_stats {
     unsigned long threads;
     unsigned long queued;
     unsigned long running;
     unsigned long rejected;
+    size_t memory_kept;
 };
 void host_password_stats(struct host_password_stats *out);
 

@@ -158,6 +158,19 @@ describe("GET /metrics with two workers", function()
     assert.equal(2, m:value("moonkeep_workers_running"))
   end)
 
+  it("reports the argon2id memory the hashing threads keep between hashes", function()
+    local region = 19456 * 1024 -- ARGON2_MEMLIMIT_KIB's default
+    for _ = 1, 3 do api.admin_session(srv) end -- register, confirm, log in: hashes and verifies
+    local m = assert(wait_for(5, function()
+      local s = scrape(srv)
+      return s:value("moonkeep_hash_memory_bytes") > 0 and s
+    end), "a thread that hashed keeps its memory")
+    local kept = m:value("moonkeep_hash_memory_bytes")
+    assert.equal(0, kept % region, "whole regions only")
+    -- one region per thread at most, however many hashes ran
+    assert.is_true(kept <= 4 * region, ("%d bytes kept"):format(kept))
+  end)
+
   it("counts mail sent and the log lines by level", function()
     local before = scrape(srv)
     api.admin_session(srv)
