@@ -41,42 +41,80 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t len)
     return need;
 }
 
-void host_json_string(struct evbuffer *out, const char *s, size_t len)
+/* Escapes len bytes of p into out, which has room for 6 * len bytes.
+ * Returns the bytes written. */
+static size_t escape_into(char *out, const unsigned char *p, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0; /* bytes copied verbatim, flushed in one add */
-    evbuffer_add(out, "\"", 1);
+    char *o = out;
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
-        const char *esc = NULL;
-        char ubuf[6];
-        size_t n = 1;
-        if (c == '"') esc = "\\\"";
-        else if (c == '\\') esc = "\\\\";
-        else if (c == '\n') esc = "\\n";
-        else if (c == '\r') esc = "\\r";
-        else if (c == '\t') esc = "\\t";
-        else if (c < 0x20 || c == 0x7F) {
-            memcpy(ubuf, "\\u00", 4);
-            ubuf[4] = hex[c >> 4];
-            ubuf[5] = hex[c & 0xF];
-        } else if (c >= 0x80) {
-            n = utf8_sequence_length(p + i, len - i);
-            if (n == 0) esc = "\\ufffd", n = 1;
+        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+            continue;
         }
-        if (esc == NULL && !(c < 0x20 || c == 0x7F)) {
-            run += n;
+        if (c >= 0x80) {
+            size_t n = utf8_sequence_length(p + i, len - i);
+            if (n == 0) {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+                n = 1;
+            } else {
+                memcpy(o, p + i, n);
+                o += n;
+            }
             i += n;
             continue;
         }
-        if (run) evbuffer_add(out, p + i - run, run);
-        run = 0;
-        if (esc) evbuffer_add(out, esc, strlen(esc));
-        else evbuffer_add(out, ubuf, sizeof ubuf);
-        i += n;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 0xF];
+            o += 5;
+        }
+        i++;
     }
-    if (run) evbuffer_add(out, p + len - run, run);
+    return (size_t)(o - out);
+}
+
+size_t host_json_quote(char *out, const char *s, size_t len)
+{
+    out[0] = '"';
+    size_t n = 1 + escape_into(out + 1, (const unsigned char *)s, len);
+    out[n] = '"';
+    return n + 1;
+}
+
+/* Long strings go into the buffer in pieces of this many input bytes. */
+#define QUOTE_PIECE 4096
+
+void host_json_string(struct evbuffer *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    struct evbuffer_iovec v;
+    if (len <= QUOTE_PIECE && evbuffer_reserve_space(out, (ev_ssize_t)HOST_JSON_QUOTED_MAX(len), &v, 1) == 1) {
+        v.iov_len = host_json_quote(v.iov_base, s, len);
+        evbuffer_commit_space(out, &v, 1);
+        return;
+    }
+    evbuffer_add(out, "\"", 1);
+    for (size_t i = 0; i < len;) {
+        size_t end = len - i > QUOTE_PIECE ? i + QUOTE_PIECE : len;
+        /* a UTF-8 sequence cut in two would come out as two U+FFFD */
+        for (int back = 0; end < len && back < 3 && end > i + 1 && (p[end] & 0xC0) == 0x80; back++) end--;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)(6 * (end - i)), &v, 1) != 1) return; /* out of memory */
+        v.iov_len = escape_into(v.iov_base, p + i, end - i);
+        evbuffer_commit_space(out, &v, 1);
+        i = end;
+    }
     evbuffer_add(out, "\"", 1);
 }
 

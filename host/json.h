@@ -11,6 +11,11 @@
  * always valid JSON whatever bytes a client sent. */
 void host_json_string(struct evbuffer *out, const char *s, size_t len);
 
+/* The same into `out`, which has room for HOST_JSON_QUOTED_MAX(len) bytes;
+ * returns the bytes written. */
+#define HOST_JSON_QUOTED_MAX(len) (6 * (len) + 2)
+size_t host_json_quote(char *out, const char *s, size_t len);
+
 /* Appends the Lua value at `idx` to `out` as JSON. Tables that carry the
  * array metatable (host.json.array) are arrays even when empty; other tables
  * are arrays when their keys are exactly 1..n, objects otherwise. Returns 0,

@@ -43,8 +43,17 @@ void host_log_num(struct log_line *line, const char *key, double value);
 /* Adds `key` with the Lua value at idx encoded as JSON (tables included);
  * inside tables, values under secret-looking keys become "[redacted]". */
 void host_log_lua(struct log_line *line, const char *key, lua_State *L, int idx);
-/* Closes the line and writes it with one write(2). */
+/* Closes the line and writes it with one write(2), or adds it to the batch. */
 void host_log_end(struct log_line *line);
+
+/* Batching for a worker's event loop (see log.c): on from the loop's start,
+ * off (which writes what waits) before the loop is freed. Returns 0, or -1
+ * when out of memory (lines are then written one by one). */
+struct event_base;
+int host_log_batch_on(struct event_base *base);
+void host_log_batch_off(void);
+/* Writes the lines that wait, now. */
+void host_log_flush(void);
 
 /* One-call form for messages without fields. */
 void host_log(enum log_level level, const char *msg);

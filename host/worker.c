@@ -174,6 +174,7 @@ int host_worker_run(const struct config *cfg, int listen_fd)
     w.current = load_current(&w);
     if (w.current == NULL) return 3;
     w.base = event_base_new();
+    if (w.base != NULL) (void)host_log_batch_on(w.base); /* else: line by line */
     if (w.base == NULL || start_services(w.base) != 0 || setup_http(&w, listen_fd) != 0) {
         host_log(LOG_ERROR, "worker cannot start its event loop or HTTP server");
         goto done;
@@ -197,6 +198,7 @@ int host_worker_run(const struct config *cfg, int listen_fd)
     host_log(LOG_INFO, "worker stopped");
 
 done:
+    host_log_batch_off();
     for (int i = 0; i < 3; i++)
         if (w.signals[i]) event_free(w.signals[i]);
     if (w.drain_timer) event_free(w.drain_timer);
