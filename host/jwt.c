@@ -7,11 +7,21 @@
  * HMAC-SHA-256 check of the signature, jwt_decode with the key, alg pinned to
  * HS256 and no `crit` header, then exp/iat/nbf/iss/typ on the claims.
  *
+ * A client sends the same access token with every request until it
+ * expires, so verify remembers the tokens it has verified: a table from the
+ * token (every byte of it, signature included) to its claims, at most
+ * JWT_VERIFIED_MAX entries (then it starts over). A token found there has
+ * passed every check above with this key; only what time changes (exp,
+ * iat, nbf) and the typ asked for are checked again, and the caller gets a
+ * copy of the claims. What is never remembered: a token that failed.
+ * Revocation is not verify's business (lib/auth.lua asks the database).
+ *
  * Owns, per VM: a struct jwt_config userdata (the key and the issuer, copied
- * from the environment when the module is opened; its __gc wipes the key)
- * and a private lua-cjson instance's decode function. Both are upvalues of
- * sign and verify, never C globals, since two script generations can be
- * alive at once. Every libjwt object and string is freed before return. */
+ * from the environment when the module is opened; its __gc wipes the key),
+ * a private lua-cjson instance's decode function, and the verified-token
+ * table. They are upvalues of sign and verify, never C globals, since two
+ * script generations can be alive at once. Every libjwt object and string
+ * is freed before return. */
 #include "jwt.h"
 
 #include <math.h>
@@ -35,6 +45,7 @@
 #define JWT_MAX_TTL_S 315360000    /* ten years */
 #define JWT_DEFAULT_ISSUER "moonkeep"
 #define JWT_CONFIG_MT "host.jwt.config"
+#define JWT_VERIFIED_MAX 1024      /* tokens remembered per VM (see above) */
 
 static const char not_configured[] = "JWT_SECRET is not set or shorter than 32 bytes";
 
@@ -42,6 +53,7 @@ static const char not_configured[] = "JWT_SECRET is not set or shorter than 32 b
  * the issuer (NUL-terminated). */
 struct jwt_config {
     int usable;
+    int verified;           /* entries in the verified-token table */
     size_t keylen;
     const char *issuer;     /* points into bytes */
     unsigned char bytes[];
@@ -58,9 +70,9 @@ int host_jwt_check_config(char *err, size_t errlen)
 }
 
 /* The VM's configuration; raises when there is no usable key. */
-static const struct jwt_config *config_check(lua_State *L)
+static struct jwt_config *config_check(lua_State *L)
 {
-    const struct jwt_config *cfg = lua_touserdata(L, lua_upvalueindex(1));
+    struct jwt_config *cfg = lua_touserdata(L, lua_upvalueindex(1));
     if (!cfg->usable) luaL_error(L, "%s", not_configured);
     return cfg;
 }
@@ -293,14 +305,74 @@ static int verify_fail(lua_State *L, const char *err)
     return 2;
 }
 
+/* The checks that depend on the time and on the typ asked for, on the
+ * claims at index 3. Returns NULL, or "invalid" / "expired". */
+static const char *claims_refusal(lua_State *L, const struct jwt_config *cfg, const char *typ)
+{
+    double now = (double)time(NULL), exp, iat, nbf;
+    if (!number_claim(L, 3, "exp", &exp) || !number_claim(L, 3, "iat", &iat) || iat > now + JWT_SKEW_S)
+        return "invalid";
+    lua_getfield(L, 3, "nbf");
+    int nbf_present = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (nbf_present && (!number_claim(L, 3, "nbf", &nbf) || nbf > now + JWT_SKEW_S)) return "invalid";
+    if (!string_claim_is(L, 3, "iss", cfg->issuer)) return "invalid";
+    if (typ != NULL && !string_claim_is(L, 3, "typ", typ)) return "invalid";
+    /* last, so that "expired" always means: genuine, and only too old */
+    if (!(exp > now)) return "expired";
+    return NULL;
+}
+
+/* Pushes a shallow copy of the table at idx. */
+static void push_copy(lua_State *L, int idx)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+}
+
+/* verified[token] = claims (at index 3), emptying the table when full.
+ * Stack: balanced. */
+static void remember(lua_State *L, struct jwt_config *cfg)
+{
+    if (cfg->verified >= JWT_VERIFIED_MAX) {
+        lua_pushnil(L);
+        while (lua_next(L, lua_upvalueindex(3))) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, lua_upvalueindex(3)); /* clearing a field is allowed during lua_next */
+        }
+        cfg->verified = 0;
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, lua_upvalueindex(3));
+    cfg->verified++;
+}
+
 /* jwt.verify(token, typ?) -> claims | nil, "expired" | nil, "invalid".
  * Stack while checking claims: 1 token, 2 typ, 3 claims table. */
 static int l_jwt_verify(lua_State *L)
 {
-    const struct jwt_config *cfg = config_check(L);
+    struct jwt_config *cfg = config_check(L);
     size_t len, sig_at;
     const char *token = luaL_checklstring(L, 1, &len);
     const char *typ = luaL_optstring(L, 2, NULL);
+    const char *refusal;
+    lua_settop(L, 2);
+
+    lua_pushvalue(L, 1);
+    lua_rawget(L, lua_upvalueindex(3));
+    if (lua_istable(L, 3)) {
+        if ((refusal = claims_refusal(L, cfg, typ)) != NULL) return verify_fail(L, refusal);
+        push_copy(L, 3);
+        return 1;
+    }
     lua_settop(L, 2);
 
     if (len > JWT_MAX_TOKEN_BYTES || !token_shape_ok(token, len, &sig_at) ||
@@ -313,20 +385,9 @@ static int l_jwt_verify(lua_State *L)
     lua_pushstring(L, json);
     free(json);
     if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, 3)) return verify_fail(L, "invalid");
-
-    double now = (double)time(NULL), exp, iat, nbf;
-    if (!number_claim(L, 3, "exp", &exp) || !number_claim(L, 3, "iat", &iat) ||
-        iat > now + JWT_SKEW_S)
-        return verify_fail(L, "invalid");
-    lua_getfield(L, 3, "nbf");
-    int nbf_present = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (nbf_present && (!number_claim(L, 3, "nbf", &nbf) || nbf > now + JWT_SKEW_S))
-        return verify_fail(L, "invalid");
-    if (!string_claim_is(L, 3, "iss", cfg->issuer)) return verify_fail(L, "invalid");
-    if (typ != NULL && !string_claim_is(L, 3, "typ", typ)) return verify_fail(L, "invalid");
-    /* last, so that "expired" always means: genuine, and only too old */
-    if (!(exp > now)) return verify_fail(L, "expired");
+    if ((refusal = claims_refusal(L, cfg, typ)) != NULL) return verify_fail(L, refusal);
+    remember(L, cfg);
+    push_copy(L, 3);
     return 1;
 }
 
@@ -370,6 +431,7 @@ int host_jwt_open(lua_State *L)
     lua_getfield(L, -1, "decode");
     lua_replace(L, -3);                                      /* module, cfg, decode, inst */
     lua_pop(L, 1);                                           /* module, cfg, decode */
-    luaL_setfuncs(L, jwt_functions, 2);                      /* module */
+    lua_createtable(L, 0, JWT_VERIFIED_MAX);                 /* module, cfg, decode, verified */
+    luaL_setfuncs(L, jwt_functions, 3);                      /* module */
     return 1;
 }

@@ -16,6 +16,7 @@ local crypto = require "host.crypto"
 ffi.cdef [[
 int setenv(const char *name, const char *value, int overwrite);
 int unsetenv(const char *name);
+int poll(void *fds, unsigned long nfds, int timeout);
 ]]
 
 local SECRET = "test-secret-0123456789-abcdefghijklmnop" -- 39 bytes
@@ -288,6 +289,69 @@ describe("host.jwt", function()
       assert.is_true(#token > 100 * 1024)
       assert.equals("invalid", refused(token))
       assert.equals("invalid", refused(("a"):rep(100 * 1024)))
+    end)
+  end)
+
+  -- verify remembers the tokens it verified (host/jwt.c): what follows holds
+  -- on the second sight of a token as on the first
+  describe("a token verified before", function()
+    local function refused(token, typ)
+      local c, err = jwt.verify(token, typ)
+      assert.is_nil(c)
+      return err
+    end
+
+    it("gives the same claims in a table of its own each time", function()
+      local token = jwt.sign({ sub = 7, sid = "s-9", typ = "access" }, 900)
+      local first = assert(jwt.verify(token, "access"))
+      first.sub = "changed by a script"
+      local second = assert(jwt.verify(token, "access"))
+      assert.are_not.equal(first, second)
+      assert.equals(7, second.sub)
+      assert.equals("s-9", second.sid)
+    end)
+
+    it("is checked again for the typ asked for", function()
+      local token = jwt.sign({ sub = 7, typ = "access" }, 900)
+      assert.is_table(jwt.verify(token, "access"))
+      assert.equals("invalid", refused(token, "refresh"))
+      assert.is_table(jwt.verify(token))
+    end)
+
+    it("expires", function()
+      local exp = os.time() + 1
+      local token = craft(HS256, claims({ iat = exp - 10, exp = exp }))
+      assert.is_table(jwt.verify(token, "access"))
+      while os.time() <= exp do ffi.C.poll(nil, 0, 50) end
+      assert.equals("expired", refused(token, "access"))
+    end)
+
+    it("does not vouch for a token that differs in any byte", function()
+      local token = jwt.sign({ sub = 7, typ = "access" }, 900)
+      assert.is_table(jwt.verify(token, "access"))
+      local last = token:sub(-1)
+      local tampered = token:sub(1, -2) .. (last == "A" and "B" or "A")
+      assert.equals("invalid", refused(tampered, "access"))
+    end)
+
+    it("is not shared with a module opened with another key", function()
+      local token = jwt.sign({ sub = 7, typ = "access" }, 900)
+      assert.is_table(jwt.verify(token, "access"))
+      local other = open_jwt(SECRET:reverse(), nil)
+      local claims_other, err = other.verify(token, "access")
+      assert.is_nil(claims_other)
+      assert.equals("invalid", err)
+    end)
+
+    it("keeps verifying after more tokens than it remembers", function()
+      local tokens = {}
+      for i = 1, 1500 do tokens[i] = jwt.sign({ sub = i, typ = "access" }, 900) end
+      for round = 1, 2 do
+        for i = 1, 1500 do
+          local c = jwt.verify(tokens[i], "access")
+          assert(c and c.sub == i, ("token %d, round %d"):format(i, round))
+        end
+      end
     end)
   end)
 
