@@ -95,6 +95,13 @@ describe("host.jwt", function()
     jwt = open_jwt(SECRET, nil)
   end)
 
+  -- the error verify gives for a token it refuses
+  local function refused(token, typ)
+    local c, err = jwt.verify(token, typ)
+    assert.is_nil(c)
+    return err
+  end
+
   -- other spec files in the same busted run see the environment they had
   teardown(function()
     setenv("JWT_SECRET", ORIGINAL_SECRET)
@@ -164,12 +171,6 @@ describe("host.jwt", function()
   end)
 
   describe("verify refuses", function()
-    local function refused(token, typ)
-      local c, err = jwt.verify(token, typ)
-      assert.is_nil(c)
-      return err
-    end
-
     it("an alg none token, unsigned or signed", function()
       local input = b64json({ alg = "none", typ = "JWT" }) .. "." .. b64json(claims())
       assert.equals("invalid", refused(input .. "."))
@@ -295,12 +296,6 @@ describe("host.jwt", function()
   -- verify remembers the tokens it verified (host/jwt.c): what follows holds
   -- on the second sight of a token as on the first
   describe("a token verified before", function()
-    local function refused(token, typ)
-      local c, err = jwt.verify(token, typ)
-      assert.is_nil(c)
-      return err
-    end
-
     it("gives the same claims in a table of its own each time", function()
       local token = jwt.sign({ sub = 7, sid = "s-9", typ = "access" }, 900)
       local first = assert(jwt.verify(token, "access"))
