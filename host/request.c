@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -113,10 +114,30 @@ static void access_log(struct http_request *hr, int status)
     host_log_end(line);
 }
 
+/* The Date header's value (RFC 9110's IMF-fixdate), formatted once a second:
+ * evhttp would format it (gmtime and printf) for every reply. */
+static const char *http_date(void)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static time_t cached = -1;
+    static char text[40];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (now != cached && gmtime_r(&now, &tm) != NULL) {
+        snprintf(text, sizeof text, "%s, %02d %s %d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached = now;
+    }
+    return text;
+}
+
 static void add_common_headers(struct http_request *hr)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
     evhttp_add_header(out, "X-Request-Id", hr->task.request_id);
+    if (evhttp_find_header(out, "Date") == NULL) evhttp_add_header(out, "Date", http_date());
     if (hr->worker->draining || hr->close) evhttp_add_header(out, "Connection", "close");
 }
 
