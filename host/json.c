@@ -126,10 +126,19 @@ static int encode_number(lua_Number x, struct evbuffer *out, const char **err)
         *err = "cannot encode NaN or infinity";
         return -1;
     }
-    if (x == floor(x) && fabs(x) < 1e15)
-        n = snprintf(buf, sizeof buf, "%.0f", x);
-    else
-        n = snprintf(buf, sizeof buf, "%.17g", x);
+    if (x == floor(x) && fabs(x) < 1e15) {
+        /* whole numbers (ids, counts) without printf: the common case */
+        unsigned long long v = (unsigned long long)fabs(x);
+        char *p = buf + sizeof buf;
+        do {
+            *--p = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        if (signbit(x)) *--p = '-';
+        evbuffer_add(out, p, (size_t)(buf + sizeof buf - p));
+        return 0;
+    }
+    n = snprintf(buf, sizeof buf, "%.17g", x);
     evbuffer_add(out, buf, (size_t)n);
     return 0;
 }

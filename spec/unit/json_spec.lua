@@ -40,3 +40,20 @@ describe("host.json string escaping", function()
     assert.equal([["a\u0000b"]], encode_string("a\0b"))
   end)
 end)
+
+describe("host.json numbers", function()
+  it("writes whole numbers as integers and keeps fractions exact", function()
+    local cases = {
+      {0, "0"}, {-0.0, "-0"}, {42, "42"}, {-1, "-1"}, {999999999999999, "999999999999999"},
+      {1e15, "1000000000000000"}, {2 ^ 53, "9007199254740992"}, {-7.5, "-7.5"}, {0.1, "0.10000000000000001"},
+    }
+    for _, case in ipairs(cases) do
+      assert.equal("[" .. case[2] .. "]", json.encode({case[1]}))
+    end
+  end)
+
+  it("refuses NaN and infinity", function()
+    assert.is_nil((json.encode({0 / 0})))
+    assert.is_nil((json.encode({math.huge})))
+  end)
+end)
