@@ -1,7 +1,14 @@
 /* task.c — host tasks: coroutines the host resumes from event callbacks.
  * A task owns its coroutine (through a registry reference) and one reference
  * on its generation; the map thread -> task lives in the generation's
- * registry so bindings can find the task of the coroutine that called them. */
+ * registry so bindings can find the task of the coroutine that called them.
+ *
+ * A coroutine whose function returned (status 0, nothing left on its
+ * stack) is as good as new: Lua resumes it with the next function pushed.
+ * Released tasks leave such coroutines in their generation's spares, and
+ * new tasks take them from there, so a request does not allocate a Lua
+ * thread (and the collector does not free one). A coroutine that raised or
+ * was abandoned while suspended is dropped. */
 #include "task.h"
 
 #include <stdlib.h>
@@ -38,14 +45,21 @@ int host_task_start(struct host_task *task, struct generation *gen, int fn_ref,
     task->op = NULL;
     task->done = done;
     task->owner = owner;
-    task->co = lua_newthread(L);
-    /* map[thread] = task, then keep the thread alive through a reference */
+    if (gen->nspares > 0) {
+        struct spare_coroutine *spare = &gen->spares[--gen->nspares];
+        task->co = spare->co;
+        task->co_ref = spare->ref;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, task->co_ref);
+    } else {
+        task->co = lua_newthread(L);
+        lua_pushvalue(L, -1);
+        task->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the thread alive */
+    }
+    /* map[thread] = task */
     push_task_map(L);
-    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
     lua_pushlightuserdata(L, task);
     lua_rawset(L, -3);
-    lua_pop(L, 1); /* the map */
-    task->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
     host_generation_ref(gen);
     lua_rawgeti(task->co, LUA_REGISTRYINDEX, fn_ref);
     lua_settop(L, top);
@@ -70,7 +84,6 @@ int host_task_resume(struct host_task *task, int nargs)
         task->done(task, 0, NULL);
         return 0;
     }
-    /* The coroutine's stack is kept after an error, so it can be walked. */
     /* The coroutine's stack is kept after an error, so it can be walked.
      * The copy outlives the VM, which `done` may close. */
     lua_State *L = task->gen->L;
@@ -131,9 +144,16 @@ void host_task_release(struct host_task *task)
     lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, task->co_ref);
-    task->co = NULL;
     struct generation *gen = task->gen;
+    if (lua_status(task->co) == 0 && gen->nspares < HOST_SPARE_COROUTINES) {
+        lua_settop(task->co, 0);
+        gen->spares[gen->nspares].co = task->co;
+        gen->spares[gen->nspares].ref = task->co_ref;
+        gen->nspares++;
+    } else {
+        luaL_unref(L, LUA_REGISTRYINDEX, task->co_ref);
+    }
+    task->co = NULL;
     task->gen = NULL;
     host_generation_unref(gen);
 }

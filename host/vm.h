@@ -7,12 +7,21 @@
 #include <stddef.h>
 #include <lua.h>
 
+/* A coroutine that finished cleanly, kept for the next task (task.c). */
+#define HOST_SPARE_COROUTINES 64
+struct spare_coroutine {
+    lua_State *co;
+    int ref;               /* registry reference that keeps it alive */
+};
+
 struct generation {
     lua_State *L;
     int handle_ref;        /* registry reference of app.handle */
     unsigned refs;         /* the worker's "current" pointer + live tasks */
     unsigned long id;      /* the snapshot's id (0 for `moonkeep check`) */
     char digest[65];       /* the snapshot's SHA-256, "" when unknown */
+    int nspares;           /* lua_close frees them with the rest */
+    struct spare_coroutine spares[HOST_SPARE_COROUTINES];
 };
 
 /* Builds a generation from `scripts_dir`: a fresh VM, the host modules in
