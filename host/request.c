@@ -36,7 +36,7 @@ struct http_request {
     struct host_task task;
     struct evhttp_request *req;
     struct worker *worker;
-    struct event *client_gone;  /* set once the task waits */
+    struct event *client_gone;  /* set once the task waits: a timer, then the watcher */
     double started;
     char method[8];
     int close;                  /* answer with Connection: close */
@@ -302,14 +302,30 @@ static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
     w->last_reply = host_now();
 }
 
-static void watch_client(struct http_request *hr)
+/* The task has waited CLIENT_WATCH_DELAY: watch the connection for the
+ * client leaving (the same event, now on the socket). */
+static void watch_client_cb(evutil_socket_t fd_unused, short what, void *arg)
 {
+    struct http_request *hr = arg;
     struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    (void)fd_unused;
+    (void)what;
     if (fd < 0) return;
-    hr->client_gone = event_new(hr->worker->base, fd, EV_CLOSED, client_gone_cb, hr);
-    if (hr->client_gone) event_add(hr->client_gone, NULL);
+    if (event_assign(hr->client_gone, hr->worker->base, fd, EV_CLOSED, client_gone_cb, hr) == 0)
+        event_add(hr->client_gone, NULL);
+}
+
+/* Most waits (a query, a hash) end within milliseconds; watching the
+ * socket costs two epoll_ctl calls, so it starts only once the task has
+ * waited this long. A client that left earlier is noticed then. */
+static const struct timeval client_watch_delay = {0, 50 * 1000};
+
+static void watch_client(struct http_request *hr)
+{
+    hr->client_gone = evtimer_new(hr->worker->base, watch_client_cb, hr);
+    if (hr->client_gone) evtimer_add(hr->client_gone, &client_watch_delay);
 }
 
 void host_request_cb(struct evhttp_request *req, void *arg)
