@@ -579,7 +579,7 @@ int host_metrics_render(struct evbuffer *out)
     add_int(out, "moonkeep_hash_jobs_running", "gauge", "Password hashing jobs being worked on.",
             GAUGE(hash_running));
     add_int(out, "moonkeep_hash_memory_bytes", "gauge",
-            "argon2id memory the hashing threads keep mapped between hashes (released after 10 s idle).",
+            "argon2id memory the hashing threads keep mapped between hashes (released after 2 s idle).",
             GAUGE(hash_memory));
     add_int(out, "moonkeep_hash_jobs_rejected_total", "counter",
             "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",

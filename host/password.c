@@ -47,7 +47,7 @@
 #define HASH_THREAD_NICE 10
 /* A hashing thread idle this long gives its argon2id memory back
  * (pwhash_memory.c), so an idle worker is small again. */
-#define HASH_MEMORY_IDLE_S 10
+#define HASH_MEMORY_IDLE_S 2
 
 #define ARGON2ID_PREFIX "$argon2id$"
 #define ARGON2I_PREFIX "$argon2i$"
