@@ -171,6 +171,8 @@ describe("GET /metrics with two workers", function()
     assert.equal(0, kept % region, "whole regions only")
     -- one region per thread at most, however many hashes ran
     assert.is_true(kept <= 4 * region, ("%d bytes kept"):format(kept))
+    assert(wait_for(20, function() return scrape(srv):value("moonkeep_hash_memory_bytes") == 0 end),
+           "idle threads give their memory back")
   end)
 
   it("counts mail sent and the log lines by level", function()
