@@ -17,6 +17,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,11 +264,22 @@ static void write_stdout(const char *p, size_t len)
     }
 }
 
+/* Writes whole lines in writes of at most PIPE_BUF bytes where it can: a
+ * pipe (stdout under Docker) takes such a write in one piece, so the lines
+ * of two workers never mix. A longer line goes alone, as it would unbatched. */
 void host_log_flush(void)
 {
     size_t len = batch.lines ? evbuffer_get_length(batch.lines) : 0;
     if (len == 0) return;
-    write_stdout((const char *)evbuffer_pullup(batch.lines, -1), len);
+    const char *text = (const char *)evbuffer_pullup(batch.lines, -1), *end = text + len;
+    while (text < end) {
+        size_t room = (size_t)(end - text) < PIPE_BUF ? (size_t)(end - text) : PIPE_BUF;
+        const char *cut = memrchr(text, '\n', room);
+        if (cut == NULL) cut = memchr(text + room, '\n', (size_t)(end - text) - room);
+        size_t n = cut ? (size_t)(cut - text) + 1 : (size_t)(end - text);
+        write_stdout(text, n);
+        text += n;
+    }
     evbuffer_drain(batch.lines, len);
 }
 

@@ -259,6 +259,22 @@ return {
     assert.equal("loud-2", printed.request_id)
   end)
 
+  it("keeps every line whole when two busy workers write into one pipe, as under Docker", function()
+    local srv = server.start({workers = 2, pipe = "slow", env = {LOG_LEVEL = "info"}})
+    local n = 4000
+    -- 50 connections at once: both workers batch many lines per write
+    local ok = os.execute(("curl -s --no-progress-meter --parallel --parallel-max 50 -o /dev/null "
+      .. "'http://127.0.0.1:%d/healthz?pad=%s&n=[1-%d]'"):format(srv.port, ("x"):rep(200), n))
+    assert.is_true(ok == true or ok == 0, "curl ran")
+    srv:stop()
+    local access = 0
+    for _, line in ipairs(srv:log_lines()) do
+      assert.is_nil(line.unparsed, line.unparsed)
+      if line.msg == "request" and line.path and line.path:find("^/healthz%?pad=") then access = access + 1 end
+    end
+    assert.equal(n, access)
+  end)
+
   it("refuses a value it does not know, with a JSON line, before starting", function()
     local srv = server.start({env = {LOG_LEVEL = "verbose"}, wait = false})
     local how, code = srv:wait_exit(10)

@@ -22,7 +22,10 @@ local sleep = util.sleep
 server.sleep = sleep
 
 -- opts: env = {...}, scripts = dir, workers = n, wait = seconds,
--- bin = executable, args = its arguments (default {"serve"})
+-- bin = executable, args = its arguments (default {"serve"}), pipe = true
+-- (stdout and stderr into a pipe that `cat` copies to the log file, as under
+-- Docker, instead of the file itself; "slow": a line-by-line shell loop
+-- instead of cat, so the pipe fills up)
 function server.start(opts)
   opts = opts or {}
   local port = opts.port or free_port()
@@ -37,18 +40,38 @@ function server.start(opts)
     OUTBOX_DIR = outbox, PUBLIC_URL = ("http://127.0.0.1:%d"):format(port),
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end
+  local out = assert(fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420))
+  local cat_pid
+  if opts.pipe then
+    local r, w = assert(unistd.pipe())
+    cat_pid = assert(unistd.fork())
+    if cat_pid == 0 then
+      unistd.close(w)
+      unistd.dup2(r, 0)
+      unistd.dup2(out, 1)
+      if opts.pipe == "slow" then -- a reader that lags, so writers find the pipe full
+        unistd.execp("sh", {"-c", "while IFS= read -r line; do printf '%s\\n' \"$line\"; done"})
+      end
+      unistd.execp("cat", {})
+      os.exit(127)
+    end
+    unistd.close(r)
+    unistd.close(out)
+    out = w
+  end
   local pid = assert(unistd.fork())
   if pid == 0 then
     for k, v in pairs(env) do
       if v == false then stdlib.setenv(k, nil) else stdlib.setenv(k, tostring(v)) end
     end
-    local fd = fcntl.open(log_path, fcntl.O_WRONLY + fcntl.O_CREAT + fcntl.O_TRUNC, 420)
-    unistd.dup2(fd, 1)
-    unistd.dup2(fd, 2)
+    unistd.dup2(out, 1)
+    unistd.dup2(out, 2)
     unistd.execp(bin, opts.args or {"serve"})
     os.exit(127)
   end
-  local self = setmetatable({pid = pid, port = port, log_path = log_path, env = env, outbox = outbox}, Server)
+  unistd.close(out)
+  local self = setmetatable({pid = pid, cat_pid = cat_pid, port = port, log_path = log_path, env = env,
+                             outbox = outbox}, Server)
   if opts.wait ~= false then assert(self:wait_ready(opts.wait or 20), "server did not start:\n" .. self:log_text()) end
   return self
 end
@@ -107,6 +130,10 @@ function Server:stop()
       self:wait_exit(5)
     end
     self.how, self.code = how, code
+  end
+  if self.cat_pid then -- it ends with the last writer
+    wait.wait(self.cat_pid)
+    self.cat_pid = nil
   end
   self:assert_no_sanitizer_reports()
   return self.how, self.code
