@@ -35,7 +35,8 @@ static _Thread_local struct {
 
 static void *system_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    return (void *)syscall(SYS_mmap, addr, len, (long)prot, (long)flags, (long)fd, (long)off);
+    /* the kernel returns the address as a long */
+    return (void *)syscall(SYS_mmap, addr, len, (long)prot, (long)flags, (long)fd, (long)off); /* NOLINT(performance-no-int-to-ptr) */
 }
 
 static int system_munmap(void *addr, size_t len)
@@ -67,14 +68,15 @@ void host_pwhash_memory_release(void)
 }
 
 /* libsodium asks for MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE. */
-static int is_argon2_request(void *addr, int prot, int flags, int fd)
+static int is_argon2_request(const void *addr, int prot, int flags, int fd)
 {
     const int needed = MAP_PRIVATE | MAP_ANONYMOUS, allowed = needed | MAP_POPULATE | MAP_NORESERVE;
     return kept.hashing && !kept.lent && addr == NULL && fd == -1 && prot == (PROT_READ | PROT_WRITE) &&
            (flags & needed) == needed && (flags & ~allowed) == 0;
 }
 
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* The names differ from <sys/mman.h>'s reserved ones (__addr...). */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) /* NOLINT(readability-inconsistent-declaration-parameter-name) */
 {
     if (!is_argon2_request(addr, prot, flags, fd)) return system_mmap(addr, len, prot, flags, fd, off);
     if (kept.base != NULL && kept.len != len) host_pwhash_memory_release(); /* other parameters */
@@ -89,7 +91,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     return kept.base;
 }
 
-int munmap(void *addr, size_t len)
+int munmap(void *addr, size_t len) /* NOLINT(readability-inconsistent-declaration-parameter-name) */
 {
     if (kept.lent && addr == kept.base && len == kept.len) {
         kept.lent = 0;

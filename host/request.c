@@ -320,7 +320,7 @@ static void watch_client_cb(evutil_socket_t fd_unused, short what, void *arg)
 /* Most waits (a query, a hash) end within milliseconds; watching the
  * socket costs two epoll_ctl calls, so it starts only once the task has
  * waited this long. A client that left earlier is noticed then. */
-static const struct timeval client_watch_delay = {0, 50 * 1000};
+static const struct timeval client_watch_delay = {0, 50000};
 
 static void watch_client(struct http_request *hr)
 {
