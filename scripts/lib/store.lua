@@ -31,6 +31,8 @@ local USER = "id, email, name, active, created_by, created_at, updated_at"
 -- The user columns session_admin reads beside the admin's (same names, so
 -- prefixed): one round trip for GET /users/{id} (docs/performance.md).
 local USER_FIELDS = {"id", "email", "name", "active", "created_by", "created_at", "updated_at"}
+local USER_U_FIELDS = {} -- "u_id", ...: made once, not per request
+for i, f in ipairs(USER_FIELDS) do USER_U_FIELDS[i] = "u_" .. f end
 local USER_U = "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS u_active,"
   .. " u.created_by AS u_created_by, u.created_at AS u_created_at, u.updated_at AS u_updated_at"
 local SECONDS = "make_interval(secs => %s::double precision)"
@@ -322,10 +324,10 @@ function Store:session_admin(sid, admin_id, user_id)
     user = false
     if row.u_id ~= null then
       user = {}
-      for _, f in ipairs(USER_FIELDS) do user[f] = row["u_" .. f] end
+      for i, f in ipairs(USER_FIELDS) do user[f] = row[USER_U_FIELDS[i]] end
     end
   end
-  for _, f in ipairs(USER_FIELDS) do row["u_" .. f] = nil end
+  for _, f in ipairs(USER_U_FIELDS) do row[f] = nil end
   return row, nil, user
 end
 
