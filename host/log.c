@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,10 @@ int host_log_add_sink(host_log_sink_fn fn, void *arg)
 static char *line_room(struct log_line *line, size_t more)
 {
     if (line->broken) return NULL;
+    if (more > SIZE_MAX / 4 - line->len) { /* no line is that long: a caller's mistake */
+        line->broken = 1;
+        return NULL;
+    }
     if (line->cap - line->len < more) {
         size_t cap = line->cap ? line->cap : 512;
         while (cap - line->len < more) cap *= 2;
