@@ -39,37 +39,32 @@ local MSG = {
 }
 auth.MESSAGES = MSG
 
--- The live session's admin (and what `wanted` asks for, see below), or nil,
--- or nil and an error response.
+-- The live session's admin (and the user `user_id`, see below), or nil, or
+-- nil and an error response.
 --
 -- Seam: this is one query per authenticated request. A per-worker cache of
 -- live sessions, invalidated by LISTEN/NOTIFY on revocation, would go here
 -- (and only here) when that query becomes the bottleneck.
-local function load_session(sid, admin_id, wanted)
-  local page = wanted and wanted.users
-  if page then return store:session_admin_users(sid, admin_id, page.after, page.limit + 1, page.pattern) end
-  return store:session_admin(sid, admin_id, wanted and wanted.user)
+local function load_session(sid, admin_id, user_id)
+  return store:session_admin(sid, admin_id, user_id)
 end
 
--- Reading users is most of what an authenticated client does, and the
+-- Reading one user is most of what an authenticated client does, and the
 -- session check is a round trip of its own: routes/users.lua registers
--- fn(req) -> what the request reads, which the session check's statement
--- then reads too (one round trip instead of two, docs/performance.md):
---   {user = id}        -> req.auth.user_id = id, req.auth.user = row or false
---   {users = params}   -> req.auth.users_page = params (lib/page.lua's), and
---                         req.auth.users = the rows list_users gives for them
---                         (limit + 1 rows at most)
--- A handler must fall back to its own query when req.auth does not carry
--- what it reads: the statement may not have said.
-local read_of
+-- fn(req) -> the id of the user the request reads, or nil; that user is then
+-- read by the session check's statement, and the handler finds it in
+-- req.auth (user_id, user = row or false). One round trip instead of two
+-- (docs/performance.md). A handler must fall back to its own query when
+-- req.auth.user_id is not its id: the statement may not have said.
+local user_read_of
 
-function auth.read_with_session(fn)
-  read_of = fn
+function auth.read_user_with_session(fn)
+  user_read_of = fn
 end
 
 -- Checks `Authorization: Bearer <access token>`. Returns
 -- {admin = row, admin_id = id string, sid = session id string
---  [, user_id = id string, user = row or false] [, users_page, users]}, or nil and a 401
+--  [, user_id = id string, user = row or false]}, or nil and a 401
 -- (unauthorized or token_expired, with WWW-Authenticate: Bearer).
 function auth.authenticate(req)
   local token = http.bearer_token(req)
@@ -81,15 +76,12 @@ function auth.authenticate(req)
   end
   local sid, admin_id = validate.id(claims.sid), validate.id(claims.sub)
   if not sid or not admin_id then return nil, http.unauthorized("unauthorized", MSG.invalid) end
-  local wanted = read_of and read_of(req)
-  local admin, err, read = load_session(sid, admin_id, wanted)
+  local user_id = user_read_of and user_read_of(req)
+  local admin, err, user = load_session(sid, admin_id, user_id)
   if err then return nil, err end
   if not admin then return nil, http.unauthorized("unauthorized", MSG.ended) end
   local ctx = {admin = admin, admin_id = admin_id, sid = sid}
-  if read ~= nil then
-    if wanted.users then ctx.users_page, ctx.users = wanted.users, read
-    else ctx.user_id, ctx.user = wanted.user, read end
-  end
+  if user ~= nil then ctx.user_id, ctx.user = user_id, user end
   return ctx
 end
 

@@ -44,19 +44,14 @@ end
 -- The handler of a list route: GET ?limit=&cursor=&q= -> 200
 -- {<list> = [view(row)...], next_cursor}. `fetch(after, limit, pattern)`
 -- returns the rows (one more than a page, to know whether there is a next)
--- or nil and an error response. `prefetched(req)`, when given, returns the
--- params and rows read already (lib/auth.lua, read_with_session), or nil.
-function page.handler(list, fetch, view, prefetched)
+-- or nil and an error response.
+function page.handler(list, fetch, view)
   return function(req)
-    local params, rows = nil, nil
-    if prefetched then params, rows = prefetched(req) end
-    if not rows then
-      local err
-      params, err = page.params(req, list)
-      if not params then return err end
-      rows, err = fetch(params.after, params.limit + 1, params.pattern)
-      if not rows then return err end
-    end
+    local params, err = page.params(req, list)
+    if not params then return err end
+    local rows
+    rows, err = fetch(params.after, params.limit + 1, params.pattern)
+    if not rows then return err end
     local items, next_cursor = page.result(rows, params, list, view)
     return http.ok({[list] = items, next_cursor = next_cursor})
   end

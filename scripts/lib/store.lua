@@ -36,16 +36,6 @@ for i, f in ipairs(USER_FIELDS) do USER_U_FIELDS[i] = "u_" .. f end
 local USER_U = "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS u_active,"
   .. " u.created_by AS u_created_by, u.created_at AS u_created_at, u.updated_at AS u_updated_at"
 local SECONDS = "make_interval(secs => %s::double precision)"
--- What the access check asks of the session ($1 its id, $2 its admin).
-local LIVE_SESSION = "s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()"
-
--- FROM ... of a page of users: ids after $after, at most $limit, email or
--- name matching the LIKE pattern $pattern when not null.
-local function users_page(after, limit, pattern)
-  return format(" FROM users WHERE id > $%d::bigint"
-    .. " AND ($%d::text IS NULL OR email ILIKE $%d::text ESCAPE '\\' OR name ILIKE $%d::text ESCAPE '\\')"
-    .. " ORDER BY id LIMIT $%d::integer", after, pattern, pattern, pattern, limit)
-end
 
 local function secs(param) return format(SECONDS, param) end
 
@@ -99,12 +89,7 @@ local SQL = {
   -- the access check; $3, when not null, is a user read in the same statement
   session_admin = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
     .. " LEFT JOIN users u ON u.id = $3::bigint"
-    .. " WHERE " .. LIVE_SESSION,
-  -- the access check and a page of users: one row per user, or one row with
-  -- NULL user columns when the page is empty
-  session_admin_users = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
-    .. " LEFT JOIN LATERAL (SELECT " .. USER .. users_page(3, 4, 5) .. ") u ON true"
-    .. " WHERE " .. LIVE_SESSION .. " ORDER BY u.id",
+    .. " WHERE s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()",
   rotate_session = "WITH s AS ("
     .. "UPDATE sessions SET refresh_jti = $4::text, last_used_at = now(), expires_at = now() + " .. secs("$5")
     .. " WHERE id = $1::bigint AND admin_id = $2::bigint AND refresh_jti = $3::text"
@@ -138,7 +123,9 @@ local SQL = {
     .. " updated_at = now()"
     .. " WHERE id = $1::bigint RETURNING " .. USER,
   delete_user = "DELETE FROM users WHERE id = $1::bigint RETURNING " .. USER,
-  list_users = "SELECT " .. USER .. users_page(1, 2, 3),
+  list_users = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint"
+    .. " AND ($3::text IS NULL OR email ILIKE $3::text ESCAPE '\\' OR name ILIKE $3::text ESCAPE '\\')"
+    .. " ORDER BY id LIMIT $2::integer",
 }
 
 -- ---- errors ------------------------------------------------------------------
@@ -329,45 +316,19 @@ end
 -- the same statement also reads that user: the third result is its row,
 -- false when there is no such user, nil when the statement did not say
 -- (the in-memory database of the route specs reads no user).
--- The user in a row's u_ columns (nil when they are NULL); `strip` also
--- removes them from the row.
-local function user_of(row, strip)
-  local user
-  if row.u_id ~= null then
-    user = {}
-    for i, f in ipairs(USER_FIELDS) do user[f] = row[USER_U_FIELDS[i]] end
-  end
-  if strip then
-    for _, f in ipairs(USER_U_FIELDS) do row[f] = nil end
-  end
-  return user
-end
-
 function Store:session_admin(sid, admin_id, user_id)
   local row, err = self:one("session_admin", sid, admin_id, opt(user_id))
   if not row then return nil, err end
   local user
-  if user_id ~= nil and row.u_id ~= nil then user = user_of(row) or false end
-  user_of(row, true)
-  return row, nil, user
-end
-
--- The admin of a live session and, in the same statement, the page of
--- users list_users(after, limit, pattern) would give: admin, nil, rows; or
--- nil when the session is not live. rows is nil when the statement did not
--- say (the in-memory database of the route specs may not).
-function Store:session_admin_users(sid, admin_id, after, limit, pattern)
-  local rows, err = self:run("session_admin_users", sid, admin_id, after or "0", tostring(limit), opt(pattern))
-  if not rows then return nil, err end
-  local admin = rows[1]
-  if not admin then return nil end
-  local users
-  if admin.u_id ~= nil then
-    users = {}
-    for _, row in ipairs(rows) do users[#users + 1] = user_of(row) end
+  if user_id ~= nil and row.u_id ~= nil then
+    user = false
+    if row.u_id ~= null then
+      user = {}
+      for i, f in ipairs(USER_FIELDS) do user[f] = row[USER_U_FIELDS[i]] end
+    end
   end
-  user_of(admin, true)
-  return admin, nil, users
+  for _, f in ipairs(USER_U_FIELDS) do row[f] = nil end
+  return row, nil, user
 end
 
 -- Moves a live session from refresh token `old_jti` to `new_jti` and extends

@@ -31,23 +31,19 @@ local function user_id(req, params)
   return id
 end
 
--- GET /users/{id} and GET /user?id=N read one row, GET /users a page: the
--- session check reads them in the same statement (lib/auth.lua,
--- read_with_session). Runs before the handler, for every authenticated
--- request; anything it cannot read is left to the handler (and its 400s).
-auth.read_with_session(function(req)
+-- GET /users/{id} and GET /user?id=N read one row: the session check reads
+-- it in the same statement (lib/auth.lua, read_user_with_session). Runs
+-- before the handler, for every authenticated request.
+auth.read_user_with_session(function(req)
   if req.method ~= "GET" and req.method ~= "HEAD" then return nil end
   local raw
-  if req.path == "/users" or req.path == "/users/" then
-    local params = page.params(req, "users")
-    return params and {users = params}
-  elseif req.path == "/user" or req.path == "/user/" then
+  if req.path == "/user" or req.path == "/user/" then
     raw = req.query.id
   elseif req.params and find(req.path, "^/users/[^/]+/?$") then
     raw = req.params.id
   end
-  local id = raw ~= nil and validate.id(raw)
-  return id and {user = id} or nil
+  if raw == nil then return nil end
+  return (validate.id(raw))
 end)
 
 local function user_reply(row)
@@ -116,8 +112,7 @@ local function delete(req, params)
 end
 
 -- GET /users?limit=&cursor=&q= -> 200 {users, next_cursor}
-local list = page.handler("users", function(...) return store:list_users(...) end, views.user,
-                          function(req) return req.auth.users_page, req.auth.users end)
+local list = page.handler("users", function(...) return store:list_users(...) end, views.user)
 
 return {
   {"POST", "/user", create, auth = true},

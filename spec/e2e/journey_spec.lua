@@ -243,10 +243,6 @@ describe("the admin journey", function()
     for _ in pairs(pids) do workers = workers + 1 end
     assert.equal(2, workers, "both workers refused the revoked token")
     assert.equal(401, srv:request("POST", "/auth/refresh", {body = {refresh_token = login.json.refresh_token}}).status)
-    -- the reads that check the session in their own statement refuse it too
-    -- (the token itself still verifies: host.jwt may remember it)
-    assert.equal(401, srv:request("GET", "/users?limit=5", {headers = bearer(access)}).status)
-    assert.equal(401, srv:request("GET", "/users/1", {headers = bearer(access)}).status)
   end)
 
   it("answers 429 with Retry-After after repeated failed logins", function()

@@ -284,19 +284,6 @@ describe("users routes", function()
       for i = 1, 45 do assert.equal(i, seen[i]) end
     end)
 
-    it("reads the session and the page in one statement", function()
-      k:seed_users(3)
-      local checks, pages = k.db:count("session_admin_users"), k.db:count("list_users")
-      local res = k:get("/users?limit=2&q=user", as_admin())
-      assert.status(200, res)
-      assert.equal(2, #res.json.users)
-      assert.equal(checks + 1, k.db:count("session_admin_users"))
-      assert.equal(pages, k.db:count("list_users"))
-      -- parameters the handler refuses are not read with the session
-      assert.status(400, k:get("/users?limit=0", as_admin()))
-      assert.equal(checks + 1, k.db:count("session_admin_users"))
-    end)
-
     it("uses 20 as the default limit", function()
       k:seed_users(25)
       local res = k:get("/users", as_admin())

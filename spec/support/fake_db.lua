@@ -372,27 +372,6 @@ function S.session_admin(self, st, sid, admin_id)
   return rows({a and admin_out(a)})
 end
 
--- The access check and a page of users in one statement, as lib/store.lua's
--- session_admin_users: the admin's columns beside the user's (u_ prefixed),
--- one row per user, or one row with NULL u_ columns for an empty page.
-local USER_COLUMNS = {"id", "email", "name", "active", "created_by", "created_at", "updated_at"}
-
-function S.session_admin_users(self, st, sid, admin_id, after, limit, pattern)
-  local s = find_by(st.sessions, "id", tonumber(sid))
-  if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) then return rows({}) end
-  local a = find_by(st.admins, "id", s.admin_id)
-  if not a then return rows({}) end
-  local users, out = page(st.users, after, limit, pattern, user_out), {}
-  for i = 1, math.max(#users, 1) do
-    local row, u = admin_out(a), users[i]
-    for _, f in ipairs(USER_COLUMNS) do
-      if u then row["u_" .. f] = u[f] else row["u_" .. f] = null end
-    end
-    out[i] = row
-  end
-  return rows(out)
-end
-
 function S.rotate_session(self, st, sid, admin_id, old, new, ttl)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) or s.refresh_jti ~= old then
