@@ -243,6 +243,10 @@ describe("the admin journey", function()
     for _ in pairs(pids) do workers = workers + 1 end
     assert.equal(2, workers, "both workers refused the revoked token")
     assert.equal(401, srv:request("POST", "/auth/refresh", {body = {refresh_token = login.json.refresh_token}}).status)
+    -- the token itself still verifies (host.jwt may remember it); the
+    -- session check refuses it on the reads too
+    assert.equal(401, srv:request("GET", "/users?limit=5", {headers = bearer(access)}).status)
+    assert.equal(401, srv:request("GET", "/users/1", {headers = bearer(access)}).status)
   end)
 
   it("answers 429 with Retry-After after repeated failed logins", function()
