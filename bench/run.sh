@@ -165,9 +165,25 @@ started+=("$mk")
 wait_http "http://127.0.0.1:$PORT/healthz"
 sleep 0.5
 
+# Hashing threads keep argon2id's memory (19 MiB each) for 2 s after their
+# last hash (host/pwhash_memory.c): RSS readings wait until none is kept
+# (moonkeep_hash_memory_bytes 0, at most 10 s), so that they compare what
+# serving requests costs.
+wait_hash_memory_released() {
+  local i kept
+  for i in $(seq 100); do
+    kept=$(curl -s --max-time 1 "http://127.0.0.1:$PORT/metrics" \
+      | sed -n 's/^moonkeep_hash_memory_bytes \([0-9]*\).*/\1/p')
+    [ "${kept:-1}" = 0 ] && return 0
+    sleep 0.1
+  done
+  say "hashing threads still keep ${kept:-?} bytes; reading RSS anyway"
+}
+
 # RSS of each worker (the master's children), in KiB: {"kind":"rss",...}
 rss_fact() { # label requests_so_far
   local pids list="" pid kb
+  wait_hash_memory_released
   pids=$(ps -o pid= --ppid "$mk" | tr -s ' \n' ' ')
   for pid in $pids; do
     kb=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
@@ -322,9 +338,7 @@ run_round() { # round number: every scenario once, grouped with its references
 
 for round in $(seq "$ROUNDS"); do run_round "$round"; done
 
-# RSS at the end, with the number of requests moonkeep has answered (after a
-# second: a hash the storm left running holds its 19 MiB until it ends)
-sleep 1
+# RSS at the end, with the number of requests moonkeep has answered
 total=$(cat "$results" "$tmp/warmup.jsonl" "$tmp/storm.jsonl" \
   | sed -n 's/.*"scenario":"mk_[^"]*","requests":\([0-9]*\).*/\1/p' | awk -v r="$reads" '{s += $1} END {print s + r + 3}')
 rss_fact end "$total"
