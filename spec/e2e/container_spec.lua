@@ -6,6 +6,7 @@
 -- HEALTHCHECK's probe, a SIGTERM drain). The Dockerfile and
 -- docker-compose.yml are checked for calling those very steps.
 local server = require "support.server"
+local util = require "support.util"
 
 local STEPS = "tools/container-steps.sh"
 
@@ -15,14 +16,6 @@ local function sh(cmd)
   p:close()
   local code = tonumber(out:match("exit=(%d+)%s*$"))
   return code, (out:gsub("exit=%d+%s*$", ""))
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
 end
 
 local function lines_of(text)
@@ -55,7 +48,7 @@ describe_unless_sanitized("the container image's steps on the host", function()
     for _, path in ipairs({"bin/moonkeep", "bin/container-steps.sh", "scripts/app.lua", "scripts/routes/meta.lua",
                            "swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css",
                            "swagger-ui/swagger-ui-standalone-preset.js", "swagger-ui/favicon-32x32.png"}) do
-      assert.is_truthy(read(prefix .. "/" .. path), path)
+      assert.is_truthy(util.read_file(prefix .. "/" .. path), path)
     end
     local code, migrations = sh(("ls %q/migrations"):format(prefix))
     assert.equal(0, code)
@@ -86,7 +79,7 @@ describe_unless_sanitized("the container image's steps on the host", function()
   it("serves from the installed tree with the run stage's command line, and drains on SIGTERM", function()
     local srv = server.start({bin = prefix .. "/bin/container-steps.sh", args = {"start", "serve"},
                               scripts = prefix .. "/scripts", workers = 2})
-    local comm = read("/proc/" .. srv.pid .. "/comm")
+    local comm = util.read_file("/proc/" .. srv.pid .. "/comm")
     assert.equal("tini", comm and comm:gsub("%s+$", ""), "tini is the first process")
     local healthy = sh(("PORT=%d %s/bin/container-steps.sh healthcheck"):format(srv.port, prefix))
     assert.equal(0, healthy, "the HEALTHCHECK probe passes")
@@ -108,7 +101,7 @@ describe_unless_sanitized("the container image's steps on the host", function()
 end)
 
 describe("the Dockerfile and docker-compose.yml", function()
-  local dockerfile = read("Dockerfile") or ""
+  local dockerfile = util.read_file("Dockerfile") or ""
 
   it("builds on debian:bookworm-slim in two stages through container-steps.sh", function()
     local froms = {}
@@ -127,13 +120,13 @@ describe("the Dockerfile and docker-compose.yml", function()
     assert.matches("\nEXPOSE 5000\n", dockerfile)
     assert.matches("\nSTOPSIGNAL SIGTERM\n", dockerfile)
     assert.matches("\nHEALTHCHECK ", dockerfile)
-    local steps = read(STEPS)
+    local steps = util.read_file(STEPS)
     assert.matches("exec tini ", steps)
     assert.matches("useradd %-%-system", steps)
   end)
 
   it("keeps build trees, local state and node_modules out of the build context", function()
-    local ignore = read(".dockerignore") or ""
+    local ignore = util.read_file(".dockerignore") or ""
     for _, entry in ipairs({".git", "build", "build-*", "var", "vendor/node_modules"}) do
       assert.matches("\n" .. entry:gsub("%p", "%%%0") .. "\n", "\n" .. ignore)
     end

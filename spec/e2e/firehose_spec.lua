@@ -306,9 +306,7 @@ describe("shipping logs to Firehose", function()
     local srv = start_server(ep.port, {FIREHOSE_STREAM = "no-such-stream"})
     journey(srv, 3)
     local refused = util.wait_for(15, function()
-      for _, line in ipairs(srv:log_lines()) do
-        if line.msg == "firehose refused a batch; its records are dropped" then return line end
-      end
+      return srv:log_line("firehose refused a batch; its records are dropped")
     end)
     assert.is_table(refused, "no batch was given up")
     assert.equal(400, refused.status)
@@ -335,11 +333,7 @@ describe("shipping logs to Firehose", function()
     local d = dir()
     local srv = start_server(port, {FIREHOSE_BUFFER_MAX_RECORDS = "20", FIREHOSE_DROP_REPORT_S = "1"})
     journey(srv, 50) -- asserts each of the 100 requests answered 200
-    local report = util.wait_for(10, function()
-      for _, line in ipairs(srv:log_lines()) do
-        if line.msg == "firehose records dropped" then return line end
-      end
-    end)
+    local report = util.wait_for(10, function() return srv:log_line("firehose records dropped") end)
     assert.is_table(report, "no drop report")
     assert.is_true(report.dropped > 0)
     local ep = start_endpoint(port, d) -- Firehose is back

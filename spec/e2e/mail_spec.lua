@@ -51,9 +51,7 @@ end
 
 -- The first log line with this msg (and mail_id, when given).
 local function log_line(srv, msg, id)
-  for _, line in ipairs(srv:log_lines()) do
-    if line.msg == msg and (id == nil or line.mail_id == id) then return line end
-  end
+  return srv:log_line(msg, id and function(line) return line.mail_id == id end)
 end
 
 local function no_sanitizer_reports(srv)

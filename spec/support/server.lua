@@ -153,6 +153,14 @@ function Server:log_lines()
 end
 
 -- The pids of the live workers (children of the master).
+-- The first log line with this msg (and for which match(line) holds, when
+-- given), or nil.
+function Server:log_line(msg, match)
+  for _, line in ipairs(self:log_lines()) do
+    if line.msg == msg and (match == nil or match(line)) then return line end
+  end
+end
+
 function Server:worker_pids()
   local pids = {}
   local f = io.open("/proc/" .. self.pid .. "/task/" .. self.pid .. "/children")
