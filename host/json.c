@@ -93,6 +93,17 @@ size_t host_json_quote(char *out, const char *s, size_t len)
     return n + 1;
 }
 
+char *host_json_digits(char *end, unsigned long long v, int min_digits)
+{
+    int written = 0;
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+        written++;
+    } while (v || written < min_digits);
+    return end;
+}
+
 /* Long strings go into the buffer in pieces of this many input bytes. */
 #define QUOTE_PIECE 4096
 
@@ -128,12 +139,7 @@ static int encode_number(lua_Number x, struct evbuffer *out, const char **err)
     }
     if (x == floor(x) && fabs(x) < 1e15) {
         /* whole numbers (ids, counts) without printf: the common case */
-        unsigned long long v = (unsigned long long)fabs(x);
-        char *p = buf + sizeof buf;
-        do {
-            *--p = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
+        char *p = host_json_digits(buf + sizeof buf, (unsigned long long)fabs(x), 1);
         if (signbit(x)) *--p = '-';
         evbuffer_add(out, p, (size_t)(buf + sizeof buf - p));
         return 0;

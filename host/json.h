@@ -16,6 +16,11 @@ void host_json_string(struct evbuffer *out, const char *s, size_t len);
 #define HOST_JSON_QUOTED_MAX(len) (6 * (len) + 2)
 size_t host_json_quote(char *out, const char *s, size_t len);
 
+/* Writes the decimal digits of v, at least min_digits of them (zeros in
+ * front), so that they end just before `end`; returns where they start.
+ * The caller's buffer has room for 20 digits or min_digits. */
+char *host_json_digits(char *end, unsigned long long v, int min_digits);
+
 /* Appends the Lua value at `idx` to `out` as JSON. Tables that carry the
  * array metatable (host.json.array) are arrays even when empty; other tables
  * are arrays when their keys are exactly 1..n, objects otherwise. Returns 0,

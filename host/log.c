@@ -133,15 +133,6 @@ static void line_quote(struct log_line *line, const char *s, size_t n)
     if (at) line->len += host_json_quote(at, s, n);
 }
 
-/* Writes n digits of v (zero-padded) ending just before `end`. */
-static void put_digits(char *end, unsigned long long v, int n)
-{
-    while (n-- > 0) {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
 /* "2026-12-01T18:15:56.123Z", quoted: the date and time part is formatted
  * once per second. */
 static void append_time(struct log_line *line)
@@ -159,7 +150,7 @@ static void append_time(struct log_line *line)
             cached_sec = ts.tv_sec;
         }
     }
-    put_digits(text + 24, (unsigned long long)(ts.tv_nsec / 1000000), 3);
+    host_json_digits(text + 24, (unsigned long long)(ts.tv_nsec / 1000000), 3);
     line_add(line, text, sizeof text - 1);
 }
 
@@ -203,16 +194,12 @@ void host_log_str(struct log_line *line, const char *key, const char *value)
 static void append_decimal(struct log_line *line, int negative, unsigned long long v,
                            unsigned long long frac, int decimals)
 {
-    char text[32], *end = text + sizeof text, *p = end;
+    char text[48], *end = text + sizeof text, *p = end;
     if (decimals > 0) {
-        p -= decimals;
-        put_digits(end, frac, decimals);
+        p = host_json_digits(end, frac, decimals);
         *--p = '.';
     }
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    p = host_json_digits(p, v, 1);
     if (negative) *--p = '-';
     line_add(line, p, (size_t)(end - p));
 }
@@ -272,7 +259,7 @@ static void write_stdout(const char *p, size_t len)
 /* Writes whole lines in writes of at most PIPE_BUF bytes where it can: a
  * pipe (stdout under Docker) takes such a write in one piece, so the lines
  * of two workers never mix. A longer line goes alone, as it would unbatched. */
-void host_log_flush(void)
+static void flush_batch(void)
 {
     size_t len = batch.lines ? evbuffer_get_length(batch.lines) : 0;
     if (len == 0) return;
@@ -293,7 +280,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    host_log_flush();
+    flush_batch();
 }
 
 int host_log_batch_on(struct event_base *base)
@@ -310,7 +297,7 @@ int host_log_batch_on(struct event_base *base)
 
 void host_log_batch_off(void)
 {
-    host_log_flush();
+    flush_batch();
     if (batch.flush) event_free(batch.flush);
     if (batch.lines) evbuffer_free(batch.lines);
     batch.flush = NULL;
@@ -328,9 +315,9 @@ void host_log_end(struct log_line *line)
         /* the first waiting line runs flush_cb after this iteration's callbacks */
         if (evbuffer_get_length(batch.lines) == 0) event_active(batch.flush, EV_TIMEOUT, 0);
         evbuffer_add(batch.lines, text, total);
-        if (evbuffer_get_length(batch.lines) >= BATCH_MAX) host_log_flush();
+        if (evbuffer_get_length(batch.lines) >= BATCH_MAX) flush_batch();
     } else {
-        host_log_flush(); /* keeps the order */
+        flush_batch(); /* keeps the order */
         write_stdout(text, total);
     }
     for (int i = 0; i < nsinks; i++) sinks[i].fn(line->level, text, total, sinks[i].arg);

@@ -52,8 +52,6 @@ void host_log_end(struct log_line *line);
 struct event_base;
 int host_log_batch_on(struct event_base *base);
 void host_log_batch_off(void);
-/* Writes the lines that wait, now. */
-void host_log_flush(void);
 
 /* One-call form for messages without fields. */
 void host_log(enum log_level level, const char *msg);

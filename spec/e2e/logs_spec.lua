@@ -131,6 +131,16 @@ describe("the log of a whole journey", function()
       assert.is_number(line.pid)
       assert.is_true(line.role == "master" or line.role == "worker", tostring(line.role))
     end
+    -- numbers as the host writes them: whole status codes, milliseconds with three decimals
+    local access = 0
+    for text in srv:log_text():gmatch("[^\n]+") do
+      if text:find('"msg":"request"', 1, true) then
+        access = access + 1
+        assert.matches('"status":[1-5]%d%d,', text)
+        assert.matches('"duration_ms":%d+%.%d%d%d[,}]', text)
+      end
+    end
+    assert.is_true(access > 10)
   end)
 
   it("gives every line of a request that request's id", function()
