@@ -302,8 +302,8 @@ static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
     w->last_reply = host_now();
 }
 
-/* The task has waited CLIENT_WATCH_DELAY: watch the connection for the
- * client leaving (the same event, now on the socket). */
+/* The task has waited client_watch_delay (below): watch the connection for
+ * the client leaving (the same event, now on the socket). */
 static void watch_client_cb(evutil_socket_t fd_unused, short what, void *arg)
 {
     struct http_request *hr = arg;
