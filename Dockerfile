@@ -17,7 +17,10 @@ RUN /src/tools/container-steps.sh build-deps
 COPY . /src
 # an image built from a tree without .git is told its version this way
 ARG MOONKEEP_VERSION=
-RUN MOONKEEP_VERSION="$MOONKEEP_VERSION" /src/tools/container-steps.sh build /src /opt/moonkeep /tmp/build
+# extra_ca: an optional CA for npm behind a TLS-intercepting proxy, a build
+# secret so that it is in no layer (tools/image.sh passes it)
+RUN --mount=type=secret,id=extra_ca \
+    MOONKEEP_VERSION="$MOONKEEP_VERSION" /src/tools/container-steps.sh build /src /opt/moonkeep /tmp/build
 
 # ---- run --------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -27,7 +30,9 @@ COPY --from=build /opt/moonkeep /opt/moonkeep
 # fails the build if a linked library is missing or the scripts do not load
 RUN /opt/moonkeep/bin/container-steps.sh check-runtime /opt/moonkeep
 
-USER moonkeep
+# numeric, so that an engine that must refuse root (Kubernetes'
+# runAsNonRoot, ECS policies) can tell without reading /etc/passwd
+USER 10001:10001
 # writable: mail goes to var/outbox here when MAIL_URL is unset
 WORKDIR /var/lib/moonkeep
 ENV HOST=0.0.0.0 \

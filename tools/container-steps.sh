@@ -43,6 +43,7 @@ apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "$@"
+  apt-get clean
   rm -rf /var/lib/apt/lists/*
 }
 
@@ -56,6 +57,8 @@ swagger_ui() {
     have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$vendor/node_modules/swagger-ui-dist/package.json" | head -n1)
   fi
   if [ "$have" != "$want" ]; then
+    # the image build's optional extra CA (see tools/image.sh)
+    if [ -f /run/secrets/extra_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra_ca; fi
     npm ci --prefix "$vendor" --ignore-scripts --no-audit --no-fund --loglevel=error
   fi
 }
@@ -163,7 +166,7 @@ check_runtime() {
 }
 
 make_user() {
-  useradd --system --uid 10001 --user-group --home-dir /var/lib/moonkeep --create-home \
+  useradd --no-log-init --uid 10001 --user-group --home-dir /var/lib/moonkeep --create-home \
     --shell /usr/sbin/nologin moonkeep
   install -d -o moonkeep -g moonkeep -m 0750 /var/lib/moonkeep/outbox
 }

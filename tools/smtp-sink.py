@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """smtp-sink.py — a tiny real SMTP server for the test suite.
 
-    /usr/bin/python3 tools/smtp-sink.py PORT DIR [--delay-data SECONDS] [--events FILE]
+    /usr/bin/python3 tools/smtp-sink.py PORT DIR [--host ADDR] [--delay-data SECONDS] [--events FILE]
 
-Listens on 127.0.0.1:PORT (Debian's python3-aiosmtpd; run it with
+Listens on 127.0.0.1:PORT, or ADDR:PORT (the compose stack's mail service
+listens on 0.0.0.0 inside its container) (Debian's python3-aiosmtpd; run it with
 /usr/bin/python3, which has it) and writes each message it accepts to DIR:
 NNNNNN.json (the envelope: mail_from, rcpt_tos) and then NNNNNN.eml (the
 message bytes as received, after dot-unstuffing), each through a temporary
@@ -75,14 +76,15 @@ def main():
     parser = argparse.ArgumentParser(description="SMTP sink for tests")
     parser.add_argument("port", type=int)
     parser.add_argument("folder")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--delay-data", type=float, default=0.0)
     parser.add_argument("--events", default=None)
     args = parser.parse_args()
     os.makedirs(args.folder, exist_ok=True)
 
-    controller = Controller(Sink(args.folder, args.delay_data, args.events), hostname="127.0.0.1", port=args.port)
+    controller = Controller(Sink(args.folder, args.delay_data, args.events), hostname=args.host, port=args.port)
     controller.start()
-    print("smtp-sink listening on 127.0.0.1:%d" % args.port, flush=True)
+    print("smtp-sink listening on %s:%d" % (args.host, args.port), flush=True)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

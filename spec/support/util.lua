@@ -1,7 +1,7 @@
 -- spec/support/util.lua — the small helpers every end-to-end spec needs:
 -- a free TCP port, a temp folder, polling until something holds, reading a
--- file, listing a folder, sleeping, and starting a helper process with its
--- output in a log file. One home for them; support.server, support.mailbox
+-- file, listing a folder, sleeping, running a shell command, and starting a
+-- helper process with its output in a log file. One home for them; support.server, support.mailbox
 -- and the specs use these.
 local socket = require "socket"
 local unistd = require "posix.unistd"
@@ -82,6 +82,16 @@ function util.spawn(path, args, log, append)
     os.exit(127)
   end
   return pid
+end
+
+-- Runs a shell command; returns its exit status and what it printed
+-- (stdout and stderr together).
+function util.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return code, (out:gsub("exit=%d+%s*$", ""))
 end
 
 -- SIGTERM to a child started by util.spawn, and reaps it.

