@@ -4,13 +4,15 @@ SHELL := /bin/bash
 JOBS  ?= $(shell nproc)
 BUSTED = busted --lua=luajit
 
-.PHONY: all deps build asan run test test-unit test-e2e test-asan lint coverage bench fuzz clean help
+.PHONY: all deps build asan run test test-fresh image test-unit test-e2e test-asan lint coverage bench fuzz clean help
 
 all: build
 
 help:
 	@echo "make run     install, build, start the server (embedded database under var/)"
 	@echo "make test    install, build (plain and sanitizer), run every suite"
+	@echo "make test-fresh  make test and make run in a pristine Debian 12 container (podman)"
+	@echo "make image   build the container image moonkeep:local with podman"
 	@echo "make build   build build/moonkeep";
 	@echo "make asan    build build-asan/moonkeep with ASan and UBSan"
 	@echo "make fuzz    build the libFuzzer harnesses (fuzz/) and run each FUZZ_SECONDS (60)"
@@ -35,6 +37,15 @@ run: build
 
 test: build asan
 	@bash tools/test.sh
+
+# A clean clone of HEAD in a pristine Debian 12 container: make test, then
+# make run from a mode-700 folder (tools/test-fresh.sh; README, "Container").
+test-fresh: deps
+	@bash tools/test-fresh.sh
+
+# moonkeep:local, built by podman from the repository's files (tools/image.sh).
+image: deps
+	@bash tools/image.sh
 
 test-unit: build
 	@$(BUSTED) spec/unit
