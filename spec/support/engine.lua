@@ -12,11 +12,14 @@ local engine = {}
 engine.IMAGE = os.getenv("MOONKEEP_IMAGE") or "moonkeep:local"
 
 -- Why these specs cannot run here, or nil. No engine inside an engine:
--- `make test-fresh` runs the suite in a container (podman leaves
--- /run/.containerenv in each), and the image specs run on its host. The
--- sanitizer pass runs them once, not twice: the image holds the plain build.
+-- `make test-fresh` (podman leaves /run/.containerenv in its containers) and
+-- the GitHub workflow (Docker leaves /.dockerenv) run the suite in a
+-- container, and the image specs run on the host. The sanitizer pass runs
+-- them once, not twice: the image holds the plain build.
 function engine.skip_reason()
-  if util.read_file("/run/.containerenv") then return "inside a container (no engine inside an engine)" end
+  if util.read_file("/run/.containerenv") or util.read_file("/.dockerenv") then
+    return "inside a container (no engine inside an engine)"
+  end
   if os.getenv("MOONKEEP_SANITIZED") == "1" then return "the sanitizer pass (the image holds the plain build)" end
   return nil
 end
