@@ -19,6 +19,9 @@ set -euo pipefail
 
 cmd=${1:?usage: pg-cluster.sh start|stop|url DIR}
 dir=${2:?usage: pg-cluster.sh start|stop|url DIR}
+# absolute: the postgres user must be checked on the whole path, not from
+# our working folder (which it inherits, whatever the parents' modes)
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 relocated_root=/var/lib/moonkeep/pg
 bindir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bindir/pg_ctl" ] || { echo "pg-cluster: PostgreSQL server binaries not found" >&2; exit 1; }
