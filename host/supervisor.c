@@ -187,11 +187,16 @@ static void refuse_new_connections(int fd)
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
     struct sock_fprog prog = {.len = 5, .filter = drop_syn};
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
-        struct log_line *line = host_log_begin(LOG_WARN, "cannot filter the listening socket; closing it instead");
-        host_log_str(line, "error", strerror(errno));
-        host_log_end(line);
-    }
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0) return;
+    /* Some kernels want CAP_NET_ADMIN for this (seen in containers). Then
+     * the accept queue is cut to its least instead: once one connection
+     * waits in it, the kernel drops further SYNs as the filter would, so at
+     * most that one is reset when the socket closes, not a whole backlog. */
+    int saved = errno;
+    (void)listen(fd, 0);
+    struct log_line *line = host_log_begin(LOG_WARN, "cannot filter the listening socket; its accept queue is cut instead");
+    host_log_str(line, "error", strerror(saved));
+    host_log_end(line);
 }
 
 static void begin_drain(struct master *m)

@@ -14,9 +14,11 @@
 #
 # The container uses the host's network (the package registries, loopback)
 # and this machine's own TLS set-up (the CAs in /usr/local/share/ca-certificates
-# and NODE_EXTRA_CA_CERTS), as a fresh machine here has them. It gets one
-# capability beyond podman's defaults, SYS_PTRACE: LeakSanitizer stops the
-# threads of the process it checks with ptrace. Ends with
+# and NODE_EXTRA_CA_CERTS), as a fresh machine here has them. It gets two
+# capabilities beyond podman's defaults: SYS_PTRACE, since LeakSanitizer stops
+# the threads of the process it checks with ptrace; NET_ADMIN, since this
+# kernel wants it for the socket filter of a drain without resets
+# (docs/architecture.md, "Draining without resets"). Ends with
 # "fresh: N passed, N failed" (make test's counts, and one for `make run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +79,6 @@ echo "fresh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
 '
 
-tools/podman.sh run --name "$name" --network host --cap-add SYS_PTRACE --shm-size 1g \
+tools/podman.sh run --name "$name" --network host --cap-add SYS_PTRACE --cap-add NET_ADMIN --shm-size 1g \
   "${env_args[@]}" "${ca_args[@]}" -v "$work/moonkeep:/src:ro" \
   debian:bookworm bash -c "$inside"
