@@ -105,6 +105,10 @@ int config_load(struct config *cfg)
         refuse("LOG_LEVEL", cfg->log_level, "not one of debug, info, warn, error");
     cfg->metrics_port = (int)config_env_long("METRICS_PORT", 0, 0, 65535);
     cfg->metrics_host = config_env_str("METRICS_HOST", "127.0.0.1");
+    const char *proxies = config_env_str("TRUSTED_PROXIES", "");
+    char why[128];
+    if (host_trusted_proxies_parse(proxies, &cfg->trusted_proxies, why, sizeof why) != 0)
+        refuse("TRUSTED_PROXIES", proxies, why);
     if (cfg->database_conninfo == NULL) {
         host_log(LOG_ERROR, "out of memory");
         return -1;

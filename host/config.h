@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "client_addr.h"
+
 struct config {
     const char *host;            /* HOST */
     int port;                    /* PORT */
@@ -24,6 +26,7 @@ struct config {
     const char *log_level;       /* LOG_LEVEL */
     int metrics_port;            /* METRICS_PORT; 0: /metrics on the main port */
     const char *metrics_host;    /* METRICS_HOST */
+    struct trusted_proxies trusted_proxies; /* TRUSTED_PROXIES */
 };
 
 /* Fills `cfg` from the environment. Returns 0, or -1 after logging what is

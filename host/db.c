@@ -1244,12 +1244,6 @@ static int op_submit(struct db_op *op, struct db_conn *pinned)
 
 /* ---- Lua: db.query, db.ready, db.transaction ----------------------------------------- */
 
-static void check_yieldable(lua_State *L, const char *fname)
-{
-    if (!lua_isyieldable(L))
-        luaL_error(L, "%s cannot wait here (inside a metamethod, an iterator or a C function)", fname);
-}
-
 /* Checks the query arguments (sql at 1, parameters from 2) and returns the
  * bytes their text needs. Raises on misuse. A string parameter holding a
  * NUL byte is an expected failure (it comes from client data): *fail is set. */
@@ -1355,9 +1349,8 @@ static int push_out_of_memory(lua_State *L)
 /* db.query(sql, ...) -> rows | nil, err */
 static int l_db_query(lua_State *L)
 {
-    struct host_task *task = host_task_check(L);
+    struct host_task *task = host_task_waitable(L, "db.query");
     struct db_failure fail = {0};
-    check_yieldable(L, "db.query");
     size_t bytes = query_args_measure(L, &fail);
     if (!pool.running) return push_not_running(L);
     if (fail.code) return push_failure(L, &fail);
@@ -1372,8 +1365,7 @@ static int l_db_query(lua_State *L)
  * none is up or coming. */
 static int l_db_ready(lua_State *L)
 {
-    struct host_task *task = host_task_check(L);
-    check_yieldable(L, "db.ready");
+    struct host_task *task = host_task_waitable(L, "db.ready");
     if (!pool.running) return push_not_running(L);
     if (pool_free_conn() == NULL && pool_count(CONN_READY) > 0) {
         lua_pushboolean(L, 1);
@@ -1388,9 +1380,8 @@ static int l_db_ready(lua_State *L)
 static int l_db_tx_query(lua_State *L)
 {
     struct db_tx *h = lua_touserdata(L, lua_upvalueindex(1));
-    struct host_task *task = host_task_check(L);
+    struct host_task *task = host_task_waitable(L, "tx.query");
     struct db_failure fail = {0};
-    check_yieldable(L, "tx.query");
     size_t bytes = query_args_measure(L, &fail);
     if (h->state == TX_LOST) {
         fail_set(&fail, "unavailable", NULL, "the database connection was lost during the transaction");
@@ -1426,8 +1417,7 @@ static int l_db_tx_new(lua_State *L)
 static int l_db_tx_begin(lua_State *L)
 {
     struct db_tx *h = luaL_checkudata(L, 1, TX_MT);
-    struct host_task *task = host_task_check(L);
-    check_yieldable(L, "db.transaction");
+    struct host_task *task = host_task_waitable(L, "db.transaction");
     if (h->state != TX_NEW) luaL_error(L, "transaction already begun");
     h->state = TX_DONE;
     if (!pool.running) return push_not_running(L);
@@ -1445,8 +1435,7 @@ static int l_db_tx_finish(lua_State *L)
 {
     struct db_tx *h = luaL_checkudata(L, 1, TX_MT);
     int commit = lua_toboolean(L, 2);
-    struct host_task *task = host_task_check(L);
-    check_yieldable(L, "db.transaction");
+    struct host_task *task = host_task_waitable(L, "db.transaction");
     if (h->state == TX_LOST) {
         struct db_failure f;
         h->state = TX_DONE;

@@ -450,15 +450,16 @@ static int hash_shape_ok(const char *hash, size_t len)
 }
 
 /* Runs `proto` (prepared on the caller's stack, pw pointing into a Lua
- * string): synchronously outside a task; else as a pool job with its own
- * copy of the password, suspending the task. */
-static int run(lua_State *L, struct pw_job *proto)
+ * string): synchronously where no host runs tasks (the spec module); else
+ * as a pool job with its own copy of the password, suspending the task
+ * (a Lua error, before any work, where it cannot wait). */
+static int run(lua_State *L, struct pw_job *proto, const char *what)
 {
-    struct host_task *task = host_task_of(L);
-    if (task == NULL) {
+    if (host_task_of(L) == NULL && !host_task_runs_here(L)) {
         job_run(proto);
         return job_push_result(L, proto);
     }
+    struct host_task *task = host_task_waitable(L, what);
     struct pw_job *job = malloc(sizeof *job);   /* freed by job_free */
     char *pw = malloc(proto->pwlen ? proto->pwlen : 1);
     if (job == NULL || pw == NULL) {
@@ -485,7 +486,7 @@ static int l_password_hash(lua_State *L)
 {
     struct pw_job job = {.kind = JOB_HASH, .params = *params_of(L)};
     job.pw = luaL_checklstring(L, 1, &job.pwlen);
-    return run(L, &job);
+    return run(L, &job, "password.hash");
 }
 
 /* password.verify(hash, pw) -> boolean | nil, "busy". A malformed hash is
@@ -501,7 +502,7 @@ static int l_password_verify(lua_State *L)
         return 1;
     }
     memcpy(job.hash, hash, hashlen + 1);
-    return run(L, &job);
+    return run(L, &job, "password.verify");
 }
 
 /* password.verify_dummy(pw) -> false | nil, "busy", after the work of one
@@ -510,7 +511,7 @@ static int l_password_verify_dummy(lua_State *L)
 {
     struct pw_job job = {.kind = JOB_VERIFY_DUMMY, .params = *params_of(L)};
     job.pw = luaL_checklstring(L, 1, &job.pwlen);
-    return run(L, &job);
+    return run(L, &job, "password.verify_dummy");
 }
 
 /* password.needs_rehash(hash) -> boolean: true unless an argon2id hash made

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -23,6 +24,7 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
+#include "client_addr.h"
 #include "conn.h"
 #include "json.h"
 #include "log.h"
@@ -41,6 +43,7 @@ struct http_request {
     char method[8];
     int close;                  /* answer with Connection: close */
     char *log_target;           /* path and redacted query, for the access line */
+    char client_addr[HOST_CLIENT_ADDR_LEN]; /* the peer, or whom trusted proxies name */
 };
 
 static const char internal_error_body[] =
@@ -77,9 +80,10 @@ static void new_request_id(char out[33])
 }
 
 /* The methods evhttp reads a body for (evhttp_method_may_have_body). */
+/* DELETE too: DELETE /auth/me carries {current_password}. */
 static int method_has_body(enum evhttp_cmd_type cmd)
 {
-    return cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH;
+    return cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_DELETE;
 }
 
 static void request_parts(struct http_request *hr, struct request_parts *p)
@@ -99,6 +103,27 @@ static void request_parts(struct http_request *hr, struct request_parts *p)
     p->body = p->body_len ? (const char *)evbuffer_pullup(body, -1) : NULL;
     p->request_id = hr->task.request_id;
     p->remote_addr = addr;
+    p->client_addr = hr->client_addr;
+}
+
+/* The client's address into hr->client_addr: X-Forwarded-For is read only
+ * when the peer is a trusted proxy (client_addr.h). */
+static void find_client(struct http_request *hr)
+{
+    enum { MAX_FORWARDED = 8 };
+    struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    if (conn) evhttp_connection_get_peer(conn, &peer, &port);
+    const char *forwarded[MAX_FORWARDED];
+    int n = 0;
+    const struct evkeyvalq *headers = evhttp_request_get_input_headers(hr->req);
+    for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
+        if (!strcasecmp(h->key, "X-Forwarded-For")) {
+            if (n == MAX_FORWARDED) memmove(forwarded, forwarded + 1, sizeof forwarded[0] * --n);
+            forwarded[n++] = h->value;
+        }
+    host_client_addr(&hr->worker->cfg->trusted_proxies, peer, forwarded, n, hr->client_addr);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -107,6 +132,7 @@ static void access_log(struct http_request *hr, int status)
 {
     struct log_line *line = host_log_begin(status >= 500 ? LOG_ERROR : LOG_INFO, "request");
     host_log_str(line, "request_id", hr->task.request_id);
+    host_log_str(line, "client", hr->client_addr);
     host_log_str(line, "method", hr->method);
     host_log_str(line, "path", hr->log_target ? hr->log_target : "/");
     host_log_int(line, "status", status);
@@ -352,6 +378,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
     else
         new_request_id(hr->task.request_id);
 
+    find_client(hr);
     /* A head refused here says nothing trustworthy about where the next
      * request starts: the connection closes with the answer. */
     request_parts(hr, &parts);

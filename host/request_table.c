@@ -223,6 +223,10 @@ void host_request_push_table(lua_State *L, const struct request_parts *p, char *
     }
     lua_pushstring(L, p->request_id);
     lua_setfield(L, -2, "id");
+    if (p->client_addr && p->client_addr[0]) {
+        lua_pushstring(L, p->client_addr);
+        lua_setfield(L, -2, "client_addr");
+    }
     if (p->remote_addr) {
         lua_pushstring(L, p->remote_addr);
         lua_setfield(L, -2, "remote_addr");

@@ -21,6 +21,7 @@ struct request_parts {
     size_t body_len;
     const char *request_id;
     const char *remote_addr;          /* NULL when unknown */
+    const char *client_addr;          /* the peer, or whom trusted proxies name; "" when unknown */
 };
 
 /* X-Request-Id is taken from the client when it is 1 to 128 of letters,
@@ -37,7 +38,7 @@ int host_request_id_is_sane(const char *id);
 const char *host_request_refusal(const struct request_parts *p);
 
 /* Pushes the request table {method, path, query, query_error?, headers,
- * body?, id, remote_addr?} on L (stack +1). Header names are lower-cased
+ * body?, id, client_addr?, remote_addr?} on L (stack +1). Header names are lower-cased
  * and repeated headers joined with ", "; query values keep every byte
  * (a %00 stays a NUL for the scripts to refuse); a query that does not
  * parse sets query_error. *log_target receives the path and the query with

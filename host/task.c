@@ -22,17 +22,24 @@
 /* Registry key (its address) of the table { [thread] = lightuserdata task }. */
 static const char task_map_key = 0;
 
-static void push_task_map(lua_State *L)
+/* Pushes the map, creating it when `create`; pushes nil when it does not
+ * exist and is not to be created. */
+static void push_task_map_if(lua_State *L, int create)
 {
     lua_pushlightuserdata(L, (void *)&task_map_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    if (lua_isnil(L, -1)) {
+    if (lua_isnil(L, -1) && create) {
         lua_pop(L, 1);
         lua_newtable(L);
         lua_pushlightuserdata(L, (void *)&task_map_key);
         lua_pushvalue(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
+}
+
+static void push_task_map(lua_State *L)
+{
+    push_task_map_if(L, 1);
 }
 
 int host_task_start(struct host_task *task, struct generation *gen, int fn_ref,
@@ -84,6 +91,10 @@ int host_task_resume(struct host_task *task, int nargs)
         task->done(task, 0, NULL);
         return 0;
     }
+    /* It raised while a binding's work was pending (a yield refused at a C
+     * call boundary, had a binding not checked host_task_waitable): that
+     * work must never resume this task. */
+    host_task_abort(task);
     /* The coroutine's stack is kept after an error, so it can be walked.
      * The copy outlives the VM, which `done` may close. */
     lua_State *L = task->gen->L;
@@ -98,12 +109,15 @@ int host_task_resume(struct host_task *task, int nargs)
 
 struct host_task *host_task_of(lua_State *L)
 {
-    struct host_task *task;
-    push_task_map(L);
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-    task = lua_touserdata(L, -1);
-    lua_pop(L, 2);
+    struct host_task *task = NULL;
+    push_task_map_if(L, 0);
+    if (!lua_isnil(L, -1)) {
+        lua_pushthread(L);
+        lua_rawget(L, -2);
+        task = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     return task;
 }
 
@@ -112,6 +126,26 @@ struct host_task *host_task_check(lua_State *L)
     struct host_task *task = host_task_of(L);
     if (task == NULL) luaL_error(L, "this function can only be called while the host runs a request");
     return task;
+}
+
+struct host_task *host_task_waitable(lua_State *L, const char *what)
+{
+    struct host_task *task = host_task_of(L);
+    if (task == NULL)
+        luaL_error(L, "%s can only wait in the request's own coroutine (not in the main chunk, nor in a "
+                      "coroutine the script made)", what);
+    else if (!lua_isyieldable(L))
+        luaL_error(L, "%s cannot wait here (inside a metamethod, a table.sort comparator, an iterator or "
+                      "another C function)", what);
+    return task;
+}
+
+int host_task_runs_here(lua_State *L)
+{
+    push_task_map_if(L, 0);
+    int runs = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    return runs;
 }
 
 int host_task_suspend(struct host_task *task, host_task_cancel_fn cancel, void *op)

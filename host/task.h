@@ -3,7 +3,7 @@
  *
  * A binding that waits does, from the coroutine's own C function:
  *
- *     struct host_task *task = host_task_check(L);   // raises outside a task
+ *     struct host_task *task = host_task_waitable(L, "db.query"); // raises unless it can wait
  *     ... start the work, remember `task` ...
  *     return host_task_suspend(task, cancel_fn, op);  // == lua_yield(L, 0)
  *
@@ -65,6 +65,18 @@ int host_task_resume(struct host_task *task, int nargs);
 struct host_task *host_task_check(lua_State *L);
 /* The same without raising: NULL when L is not a task. */
 struct host_task *host_task_of(lua_State *L);
+/* For bindings that wait: the task L runs, when it can wait at this point,
+ * else a Lua error naming `what`: outside a task (the main chunk, a
+ * coroutine the script made itself: its yields would go to the script, not
+ * to the host) or where the coroutine cannot yield (inside a metamethod, a
+ * table.sort comparator, an iterator: a C call boundary). Every waiting
+ * binding calls this before it starts any work, so no work outlives a task
+ * that could not wait for it. */
+struct host_task *host_task_waitable(lua_State *L, const char *what);
+/* True where a host runs tasks on L's VM (a worker, once it has served a
+ * request); false in the spec module host.so, where a binding may do its
+ * work at once instead of waiting. */
+int host_task_runs_here(lua_State *L);
 int host_task_suspend(struct host_task *task, host_task_cancel_fn cancel, void *op);
 lua_State *host_task_thread(struct host_task *task);
 

@@ -86,14 +86,18 @@ local HTML = {["text/html"] = {schema = {type = "string"}}}
 
 -- ---- schemas ---------------------------------------------------------------------
 
-local EMAIL = {type = "string", format = "email", maxLength = 254,
-               description = "Trimmed and stored lower-case; one @ and a dotted domain."}
+local EMAIL = {type = "string", format = "email", maxLength = 254, pattern = "^[ -~]+$",
+               description = "ASCII only (other characters: 422), trimmed, and letters lower-cased: the one "
+                 .. "canonical form every lookup, unique index and limit uses; one @ and a dotted domain."}
 local ADMIN_NAME = {type = "string", minLength = 3, maxLength = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$",
                     description = "Letters, digits, _ - and .; unique among admins, case-insensitively."}
 local PASSWORD = {type = "string", format = "password", minLength = 8, maxLength = 128,
                   description = "8 to 128 characters (Unicode code points); not the email or the name."}
 local ID = {type = "integer", format = "int64", minimum = 1}
 local TIMESTAMP = {type = "string", format = "date-time", example = TS}
+local HASH_BUDGET = " Shares the per-client-address budget of the routes that hash a password without a token "
+  .. "(CLIENT_HASH_BUDGET_PER_MIN, 60 per minute; the client is the socket peer, or the right-most "
+  .. "X-Forwarded-For entry that is not in TRUSTED_PROXIES when the peer is): 429 past it."
 local IGNORED = "Fields not listed here are ignored."
 
 local SCHEMAS = {
@@ -185,6 +189,11 @@ local SCHEMAS = {
     type = "object", required = array({"email", "password"}), description = IGNORED,
     properties = {email = EMAIL, password = {type = "string", format = "password"}},
     example = {email = "ada@example.com", password = "correct horse battery"},
+  },
+  CurrentPassword = {
+    type = "object", required = array({"current_password"}), description = IGNORED,
+    properties = {current_password = {type = "string", format = "password"}},
+    example = {current_password = "correct horse battery"},
   },
   EmailOnly = {
     type = "object", required = array({"email"}), description = IGNORED,
@@ -385,10 +394,11 @@ local PATHS = {
     id = "register", tag = "auth", summary = "Register an admin",
     description = "Creates an unconfirmed admin and mails a confirmation link "
       .. "(${PUBLIC_URL}/auth/confirm?token=..., single use, expires after CONFIRM_TOKEN_TTL_S, 24 h by default). "
-      .. "A mail that cannot be sent does not undo the registration: ask for another with /auth/confirm/resend.",
+      .. "A mail that cannot be sent does not undo the registration: ask for another with /auth/confirm/resend. "
+      .. "A taken email or name is 409 (fields says which) before any password hashing." .. HASH_BUDGET,
     body = {"Register"}, ok = ok_json("201", "Registered; not yet confirmed.", "AdminEnvelope",
       {admin = {id = 1, email = "ada@example.com", name = "ada", confirmed = false, created_at = TS, updated_at = TS}}),
-    errors = {"409"},
+    errors = {"409", "429"},
   }},
   ["/auth/confirm"] = {get = op{
     id = "confirm", tag = "auth", summary = "Confirm an email address (the mailed link)",
@@ -410,7 +420,8 @@ local PATHS = {
     description = "One answer (401 invalid_credentials) for an unknown email and a wrong password, in "
       .. "similar time. 403 only once the password is right but the email is not confirmed. After "
       .. "LOGIN_FAILURE_LIMIT (20) failures per email in LOGIN_FAILURE_WINDOW_S (15 min), 429; a "
-      .. "successful login or a password reset clears the count.",
+      .. "successful login or a password reset clears the count. Each attempt is counted before its "
+      .. "password is checked, so of a burst of concurrent attempts no more than the limit are tried." .. HASH_BUDGET,
     body = {"Login"}, ok = ok_json("200", "A new session's tokens.", "Tokens"), errors = {"401", "403", "429"},
   }},
   ["/auth/refresh"] = {
@@ -418,13 +429,16 @@ local PATHS = {
       id = "refresh", tag = "auth", summary = "Rotate the refresh token",
       description = "Send the refresh token in the body or as Authorization: Bearer. Returns new tokens; "
         .. "the one sent stops working. Sending an already rotated refresh token again ends the whole "
-        .. "session (401). An access token is refused here.",
+        .. "session (401). An access token is refused here. A refresh extends the session by "
+        .. "REFRESH_TOKEN_TTL_S (30 days), never past SESSION_MAX_AGE_S (30 days) from its login: "
+        .. "then 401, and the admin logs in again.",
       security = array({{}, {bearerAuth = array()}}),
       body = {"Refresh", optional = true}, ok = ok_json("200", "New tokens.", "Tokens"), errors = {"401"},
     },
     get = op{
       id = "refreshGet", tag = "auth", summary = "Rotate the refresh token (kept for old clients)",
-      description = "As POST, with the refresh token in Authorization: Bearer.",
+      description = "As POST, with the refresh token in Authorization: Bearer. It changes the session, so "
+        .. "HEAD is not served here (405 with Allow).",
       security = array({{bearerAuth = array()}}),
       ok = ok_json("200", "New tokens.", "Tokens"), errors = {"401"},
     },
@@ -453,9 +467,9 @@ local PATHS = {
     },
     post = op{
       id = "resetPassword", tag = "auth", summary = "Set a new password with a reset token",
-      description = "Ends every session of the admin and clears the failed-login count. Marks the admin "
-        .. "confirmed (the link reached the address).",
-      body = {"PasswordReset"}, ok = {"204", "Password set."},
+      description = "Ends every session of the admin, every other unused reset link, and the failed-login "
+        .. "count. Marks the admin confirmed (the link reached the address)." .. HASH_BUDGET,
+      body = {"PasswordReset"}, ok = {"204", "Password set."}, errors = {"429"},
     },
   },
   ["/auth/me"] = {
@@ -465,14 +479,18 @@ local PATHS = {
     },
     put = op{
       id = "updateMe", tag = "auth", auth = true, summary = "Change the name, email or password",
+      description = "A new password ends every other session and every unused reset link; a wrong "
+        .. "current_password is 422 and counts as a failed login.",
       body = {"AdminUpdate"}, ok = ok_json("200", "The updated admin.", "AdminEnvelope"),
       errors = {"409", "429"},
     },
     delete = op{
       id = "deleteMe", tag = "auth", auth = true, summary = "Delete the logged-in admin",
-      description = "Really deletes the admin; their tokens stop working at once. Users they created stay, "
-        .. "with created_by null.",
-      ok = {"204", "Deleted."},
+      description = "Asks for the password again: 422 without current_password, 401 invalid_credentials "
+        .. "when it is wrong (counted as a failed login), so an access token alone cannot delete the "
+        .. "account. Really deletes the admin; their tokens stop working at once. Users they created "
+        .. "stay, with created_by null.",
+      body = {"CurrentPassword"}, ok = {"204", "Deleted."}, errors = {"429"},
     },
   },
   ["/auth/admins"] = {get = op{

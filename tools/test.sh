@@ -51,7 +51,10 @@ if [ "$only" = all ] || [ "$only" = e2e ]; then
   DATABASE_URL=$(PG_FSYNC=off tools/pg-cluster.sh start "$tmp/pg") || { echo "cannot start PostgreSQL"; exit 1; }
   export DATABASE_URL PG_CLUSTER_DIR="$tmp/pg"
   export JWT_SECRET=${JWT_SECRET:-$(head -c 48 /dev/urandom | base64 -w0)}
-  run_suite e2e MOONKEEP_BIN="${MOONKEEP_BIN:-build/moonkeep}" -- spec/e2e
+  # store_sql_spec (every statement prepared against the migrated schema)
+  # needs a database: it runs here, once
+  run_suite e2e MOONKEEP_BIN="${MOONKEEP_BIN:-build/moonkeep}" MOONKEEP_SQL_CHECK_URL="$DATABASE_URL" \
+    -- spec/e2e spec/unit/store_sql_spec.lua
   if [ "$only" = all ]; then
     run_suite e2e-asan MOONKEEP_BIN=build-asan/moonkeep \
       ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

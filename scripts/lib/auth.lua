@@ -6,6 +6,11 @@
 --   access   JWT {sub, sid, jti, typ = "access"},  ACCESS_TOKEN_TTL_S  (15 min)
 --   refresh  JWT {sub, sid, jti, typ = "refresh"}, REFRESH_TOKEN_TTL_S (30 days)
 --
+-- A session lives REFRESH_TOKEN_TTL_S from its last refresh, and never more
+-- than SESSION_MAX_AGE_S from its login (ASVS 3.3): refreshing does not
+-- keep a stolen refresh token alive forever. No refresh token outlives its
+-- session.
+--
 -- The session row holds the jti of its one current refresh token. A refresh
 -- moves the session to a new jti; presenting an older one (a token that was
 -- already rotated, so stolen or replayed) revokes the whole session.
@@ -21,7 +26,7 @@ local store = require "lib.store"
 local validate = require "lib.validate"
 local views = require "lib.views"
 
-local type, select = type, select
+local type, select, min = type, select, math.min
 
 local auth = {}
 
@@ -85,14 +90,14 @@ function auth.authenticate(req)
   return ctx
 end
 
--- The Tokens body for a session whose current refresh jti is `refresh_jti`.
-local function tokens(admin, sid, refresh_jti)
+-- The Tokens body for a session whose current refresh jti is `refresh_jti`
+-- and which has `refresh_ttl` seconds left.
+local function tokens(admin, sid, refresh_jti, refresh_ttl)
   local sub = validate.id(admin.id)
   return {
     access_token = jwt.sign({sub = sub, sid = sid, jti = crypto.random_token(JTI_BYTES), typ = "access"},
                             config.access_ttl),
-    refresh_token = jwt.sign({sub = sub, sid = sid, jti = refresh_jti, typ = "refresh"},
-                             config.refresh_ttl),
+    refresh_token = jwt.sign({sub = sub, sid = sid, jti = refresh_jti, typ = "refresh"}, refresh_ttl),
     token_type = "Bearer",
     expires_in = config.access_ttl,
     admin = views.admin(admin),
@@ -103,9 +108,10 @@ end
 -- nil and an error response.
 function auth.start_session(admin)
   local jti = crypto.random_token(JTI_BYTES)
-  local sid, err = store:create_session(validate.id(admin.id), jti, config.refresh_ttl)
+  local ttl = min(config.refresh_ttl, config.session_max_age)
+  local sid, err = store:create_session(validate.id(admin.id), jti, ttl)
   if not sid then return nil, err end
-  return tokens(admin, sid, jti)
+  return tokens(admin, sid, jti, ttl)
 end
 
 -- Rotates the session of a refresh token: the new Tokens body, or nil and a
@@ -124,7 +130,8 @@ function auth.refresh(token)
     return nil, http.unauthorized("unauthorized", MSG.refresh_invalid)
   end
   local new_jti = crypto.random_token(JTI_BYTES)
-  local admin, err = store:rotate_session(sid, admin_id, jti, new_jti, config.refresh_ttl)
+  local admin, err, left = store:rotate_session(sid, admin_id, jti, new_jti, config.refresh_ttl,
+                                               config.session_max_age)
   if err then return nil, err end
   if not admin then
     -- Not the session's current token: replayed, or the session has ended.
@@ -136,7 +143,7 @@ function auth.refresh(token)
     end
     return nil, http.unauthorized("unauthorized", MSG.refresh_spent)
   end
-  return tokens(admin, sid, new_jti)
+  return tokens(admin, sid, new_jti, left)
 end
 
 -- Ends the session `sid`, or every session of the admin when `all`.

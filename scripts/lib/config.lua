@@ -8,13 +8,16 @@
 --   PUBLIC_URL              http://localhost:$PORT  base of the links in mails (no trailing /)
 --   PORT                    5000      only to build the PUBLIC_URL default
 --   ACCESS_TOKEN_TTL_S      900       access token lifetime (15 min)
---   REFRESH_TOKEN_TTL_S     2592000   refresh token and session lifetime (30 days, sliding)
+--   REFRESH_TOKEN_TTL_S     2592000   refresh token lifetime (30 days; a refresh extends the session by it)
+--   SESSION_MAX_AGE_S       2592000   a session's absolute lifetime from its login (30 days)
 --   CONFIRM_TOKEN_TTL_S     86400     email confirmation link lifetime (24 h)
 --   RESET_TOKEN_TTL_S       1800      password reset link lifetime (30 min)
 --   LOGIN_FAILURE_LIMIT     20        failed logins per email per window before 429
 --   LOGIN_FAILURE_WINDOW_S  900       that window (15 min)
 --   MAIL_RATE_LIMIT         5         mails per address and kind per window before 429
 --   MAIL_RATE_WINDOW_S      900       that window (15 min)
+--   CLIENT_HASH_BUDGET_PER_MIN 60     password-hashing requests without a token per
+--                                     client address per minute (0: no budget)
 --   CURSOR_SECRET           $JWT_SECRET  HMAC key of pagination cursors
 --   JWT_SECRET              (none)    only as the default of CURSOR_SECRET
 --   SWAGGER_UI_DIR          vendor/node_modules/swagger-ui-dist
@@ -49,12 +52,14 @@ function config.load(getenv)
     public_url = gsub(str("PUBLIC_URL", "http://localhost:" .. str("PORT", "5000")), "/+$", ""),
     access_ttl = int("ACCESS_TOKEN_TTL_S", 900, 1, DAY),
     refresh_ttl = int("REFRESH_TOKEN_TTL_S", 30 * DAY, 60, 3650 * DAY),
+    session_max_age = int("SESSION_MAX_AGE_S", 30 * DAY, 1, 3650 * DAY),
     confirm_ttl = int("CONFIRM_TOKEN_TTL_S", DAY, 60, 365 * DAY),
     reset_ttl = int("RESET_TOKEN_TTL_S", 1800, 60, 7 * DAY),
     login_failure_limit = int("LOGIN_FAILURE_LIMIT", 20, 1, 1000000),
     login_failure_window = int("LOGIN_FAILURE_WINDOW_S", 900, 1, 365 * DAY),
     mail_rate_limit = int("MAIL_RATE_LIMIT", 5, 1, 1000000),
     mail_rate_window = int("MAIL_RATE_WINDOW_S", 900, 1, 365 * DAY),
+    client_hash_budget = int("CLIENT_HASH_BUDGET_PER_MIN", 60, 0, 1000000),
     cursor_secret = str("CURSOR_SECRET", str("JWT_SECRET")),
     swagger_ui_dir = str("SWAGGER_UI_DIR", "vendor/node_modules/swagger-ui-dist"),
   }

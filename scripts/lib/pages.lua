@@ -110,8 +110,33 @@ function pages.reset_form(token, nonce)
   return document("Reset your password", nonce, body, RESET_SCRIPT)
 end
 
--- The Swagger UI shell: assets and initializer under /apidocs/.
-function pages.swagger_ui(title)
+-- Headers of the Swagger UI shell: its scripts (files under /apidocs/) run
+-- only with the response's nonce, styles and images come from this server
+-- (images also as data: URLs, which Swagger UI draws its icons with), and
+-- "Try it out" talks to this server alone.
+--
+-- SWAGGER_STYLE_HASH: the one <style> element swagger-ui-bundle.js (5.35.0,
+-- vendor/package.json) inserts by itself, allowed by its hash. Another
+-- version may insert another: spec/e2e/swagger_spec.lua then fails with the
+-- browser's refusal, which names the hash to put here.
+local SWAGGER_STYLE_HASH = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
+
+function pages.swagger_headers(nonce)
+  local src = format("'nonce-%s'", nonce)
+  return {
+    ["Content-Security-Policy"] = format("default-src 'none'; script-src %s; style-src 'self' %s %s; "
+      .. "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+      .. "frame-ancestors 'none'", src, src, SWAGGER_STYLE_HASH),
+    ["Cache-Control"] = "no-cache",
+    ["Referrer-Policy"] = "no-referrer",
+    ["X-Content-Type-Options"] = "nosniff",
+    ["X-Frame-Options"] = "DENY",
+  }
+end
+
+-- The Swagger UI shell: assets and initializer under /apidocs/, each script
+-- carrying `nonce`.
+function pages.swagger_ui(title, nonce)
   return format([[<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -124,23 +149,25 @@ function pages.swagger_ui(title)
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="/apidocs/swagger-ui-bundle.js" charset="UTF-8"></script>
-<script src="/apidocs/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
-<script src="/apidocs/swagger-initializer.js" charset="UTF-8"></script>
+<script nonce="%s" src="/apidocs/swagger-ui-bundle.js" charset="UTF-8"></script>
+<script nonce="%s" src="/apidocs/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+<script nonce="%s" src="/apidocs/swagger-initializer.js" charset="UTF-8"></script>
 </body>
 </html>
-]], escape(title))
+]], escape(title), escape(nonce), escape(nonce), escape(nonce))
 end
 
 -- Served as /apidocs/swagger-initializer.js (a file, so the page needs no
--- inline script).
+-- inline script). The token entered under "Authorize" stays in the page's
+-- memory: persistAuthorization would keep it in localStorage, where any
+-- script of this origin could read it long after.
 pages.SWAGGER_INITIALIZER = [[
 window.onload = function () {
   window.ui = SwaggerUIBundle({
     url: "/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
-    persistAuthorization: true,
+    persistAuthorization: false,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     plugins: [SwaggerUIBundle.plugins.DownloadUrl],
     layout: "StandaloneLayout"

@@ -1,7 +1,8 @@
 -- lib/router.lua — method and path dispatch. Paths are literal segments or
 -- {name} parameters; a path that exists with another method answers 405
--- with Allow, an unknown path 404. HEAD is served by GET, OPTIONS answers
--- with the allowed methods. Adding a route twice is an error: that is how a
+-- with Allow, an unknown path 404. HEAD is served by GET, unless that GET
+-- route is marked `unsafe` (it changes something: a HEAD must not, RFC 9110
+-- 9.2.1), OPTIONS answers with the allowed methods. Adding a route twice is an error: that is how a
 -- broken script generation is refused before it serves.
 local setmetatable, pairs, ipairs, concat, sort = setmetatable, pairs, ipairs, table.concat, table.sort
 local gmatch, match, format = string.gmatch, string.match, string.format
@@ -39,7 +40,8 @@ local function node_for(self, pattern)
   return node
 end
 
--- route = {method, pattern, handler, auth = bool, ...options}
+-- route = {method, pattern, handler, auth = bool, unsafe = bool (a GET that
+-- changes something: no HEAD), ...options}
 function Router:add(route)
   local method, pattern, handler = route[1], route[2], route[3]
   assert(METHODS[method], format("route %s %s: unknown method", tostring(method), tostring(pattern)))
@@ -90,10 +92,17 @@ local function find_node(self, path)
   return nil
 end
 
+-- The route that serves HEAD on this node: its GET, when that is safe.
+local function head_route(node)
+  local get = node.handlers.GET
+  if get and not get.unsafe then return get end
+  return nil
+end
+
 function Router.allow_header(node)
   local methods = {}
   for method in pairs(node.handlers) do methods[#methods + 1] = method end
-  if node.handlers.GET then methods[#methods + 1] = "HEAD" end
+  if head_route(node) then methods[#methods + 1] = "HEAD" end
   methods[#methods + 1] = "OPTIONS"
   sort(methods)
   return concat(methods, ", ")
@@ -105,7 +114,7 @@ end
 function Router:match(method, path)
   local node, params = find_node(self, path)
   if not node then return nil, "not_found" end
-  local route = node.handlers[method] or (method == "HEAD" and node.handlers.GET)
+  local route = node.handlers[method] or (method == "HEAD" and head_route(node))
   if route then return route, params end
   if method == "OPTIONS" then return nil, "options", Router.allow_header(node), node.pattern end
   return nil, "method_not_allowed", Router.allow_header(node), node.pattern

@@ -41,21 +41,26 @@ local function secs(param) return format(SECONDS, param) end
 
 local SQL = {
   -- admins
-  create_admin = "INSERT INTO admins (email, name, password_hash) VALUES (lower($1::text), $2::text, $3::text) RETURNING " .. ADMIN,
+  -- Emails arrive in their canonical form (validate.email) and are compared
+  -- as stored: no lower() here (migrations/0004).
+  create_admin = "INSERT INTO admins (email, name, password_hash) VALUES ($1::text, $2::text, $3::text) RETURNING " .. ADMIN,
   admin_by_id = "SELECT " .. ADMIN .. " FROM admins WHERE id = $1::bigint",
-  admin_by_email = "SELECT " .. ADMIN .. " FROM admins WHERE lower(email) = lower($1::text)",
-  admin_login = "SELECT " .. ADMIN .. ", password_hash FROM admins WHERE lower(email) = lower($1::text)",
+  admin_login = "SELECT " .. ADMIN .. ", password_hash FROM admins WHERE email = $1::text",
+  -- which of an email and a name are taken (a registration asks before it hashes)
+  admin_taken = "SELECT coalesce(bool_or(email = $1::text), false) AS email,"
+    .. " coalesce(bool_or(lower(name) = lower($2::text)), false) AS name"
+    .. " FROM admins WHERE email = $1::text OR lower(name) = lower($2::text)",
   admin_password_hash = "SELECT password_hash FROM admins WHERE id = $1::bigint",
   update_admin = "UPDATE admins SET"
     .. " name = coalesce($2::text, name),"
-    .. " email = coalesce(lower($3::text), email),"
-    .. " confirmed = CASE WHEN $3::text IS NOT NULL AND lower($3::text) <> email THEN false ELSE confirmed END,"
+    .. " email = coalesce($3::text, email),"
+    .. " confirmed = CASE WHEN $3::text IS NOT NULL AND $3::text <> email THEN false ELSE confirmed END,"
     .. " password_hash = coalesce($4::text, password_hash),"
     .. " updated_at = now()"
     .. " WHERE id = $1::bigint RETURNING " .. ADMIN,
   rehash_password = "UPDATE admins SET password_hash = $3::text WHERE id = $1::bigint AND password_hash = $2::text",
   reset_password = "UPDATE admins SET password_hash = $2::text,"
-    .. " confirmed = confirmed OR email = lower($3::text), updated_at = now()"
+    .. " confirmed = confirmed OR email = $3::text, updated_at = now()"
     .. " WHERE id = $1::bigint RETURNING id",
   delete_admin = "DELETE FROM admins WHERE id = $1::bigint RETURNING id",
   list_admins = "SELECT " .. ADMIN .. " FROM admins WHERE id > $1::bigint"
@@ -64,7 +69,7 @@ local SQL = {
 
   -- one-time tokens (confirmation, reset): only their SHA-256 is stored
   create_token = "INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
-    .. " VALUES ($1::text, $2::text, $3::bigint, lower($4::text), now() + " .. secs("$5") .. ")",
+    .. " VALUES ($1::text, $2::text, $3::bigint, $4::text, now() + " .. secs("$5") .. ")",
   drop_unused_tokens = "DELETE FROM one_time_tokens WHERE admin_id = $1::bigint AND used_at IS NULL"
     .. " AND ($2::text IS NULL OR kind = $2::text)",
   confirm_admin = "WITH t AS ("
@@ -90,12 +95,15 @@ local SQL = {
   session_admin = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
     .. " LEFT JOIN users u ON u.id = $3::bigint"
     .. " WHERE s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()",
+  -- extended by $5 seconds, but never past $6 seconds from the login
+  -- (SESSION_MAX_AGE_S); ttl: the seconds the session has left
   rotate_session = "WITH s AS ("
-    .. "UPDATE sessions SET refresh_jti = $4::text, last_used_at = now(), expires_at = now() + " .. secs("$5")
+    .. "UPDATE sessions SET refresh_jti = $4::text, last_used_at = now(),"
+    .. " expires_at = least(now() + " .. secs("$5") .. ", created_at + " .. secs("$6") .. ")"
     .. " WHERE id = $1::bigint AND admin_id = $2::bigint AND refresh_jti = $3::text"
     .. " AND revoked_at IS NULL AND expires_at > now()"
-    .. " RETURNING admin_id)"
-    .. " SELECT " .. ADMIN_A .. " FROM admins a JOIN s ON s.admin_id = a.id",
+    .. " RETURNING admin_id, ceil(extract(epoch FROM expires_at - now()))::integer AS ttl)"
+    .. " SELECT " .. ADMIN_A .. ", s.ttl FROM admins a JOIN s ON s.admin_id = a.id",
   revoke_session = "UPDATE sessions SET revoked_at = now()"
     .. " WHERE id = $1::bigint AND revoked_at IS NULL RETURNING id",
   revoke_sessions = "UPDATE sessions SET revoked_at = now()"
@@ -111,13 +119,32 @@ local SQL = {
   rate_count = "SELECT count, ceil(extract(epoch FROM window_start + " .. secs("$3") .. " - now()))::integer AS retry_after"
     .. " FROM rate_limits WHERE kind = $1::text AND key = $2::text AND window_start > now() - " .. secs("$3"),
   rate_clear = "DELETE FROM rate_limits WHERE kind = $1::text AND key = $2::text",
+  rate_take_back = "UPDATE rate_limits SET count = count - 1 WHERE kind = $1::text AND key = $2::text AND count > 0",
+  -- A mail asked for by address (reset, confirmation resend), in one
+  -- statement whether or not the address is known, so that both cost the
+  -- same round trip and the same commit: counts the request ($1 kind, $2
+  -- email, $3 window) and, when it is within $7 and the address is an
+  -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
+  -- kind, $5 hash, $6 ttl). The row: count, retry_after, and the admin's
+  -- id, email and name when a token was stored.
+  mail_request = "WITH hit AS (INSERT INTO rate_limits AS r (kind, key, window_start, count)"
+    .. " VALUES ($1::text, $2::text, now(), 1) ON CONFLICT (kind, key) DO UPDATE SET"
+    .. " window_start = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN now() ELSE r.window_start END,"
+    .. " count = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN 1 ELSE r.count + 1 END"
+    .. " RETURNING r.count, ceil(extract(epoch FROM r.window_start + " .. secs("$3") .. " - now()))::integer AS retry_after),"
+    .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
+    .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
+    .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
+    .. " RETURNING admin_id)"
+    .. " SELECT hit.count, hit.retry_after, a.id, a.email, a.name FROM hit"
+    .. " LEFT JOIN t ON true LEFT JOIN admins a ON a.id = t.admin_id",
 
   -- users
   create_user = "INSERT INTO users (email, name, active, created_by)"
-    .. " VALUES (lower($1::text), $2::text, $3::boolean, $4::bigint) RETURNING " .. USER,
+    .. " VALUES ($1::text, $2::text, $3::boolean, $4::bigint) RETURNING " .. USER,
   user_by_id = "SELECT " .. USER .. " FROM users WHERE id = $1::bigint",
   update_user = "UPDATE users SET"
-    .. " email = coalesce(lower($2::text), email),"
+    .. " email = coalesce($2::text, email),"
     .. " name = CASE WHEN $3::boolean THEN $4::text ELSE name END,"
     .. " active = coalesce($5::boolean, active),"
     .. " updated_at = now()"
@@ -229,8 +256,22 @@ function Store:find_admin(id)
   return self:one("admin_by_id", id)
 end
 
-function Store:find_admin_by_email(email)
-  return self:one("admin_by_email", email)
+-- true when neither `email` nor `name` belongs to an admin, else nil and the
+-- 409 the unique indexes would give (a registration asks before it hashes;
+-- the indexes still decide a race).
+function Store:admin_free(email, name)
+  local row, err = self:one("admin_taken", email, name)
+  if not row then return nil, err end
+  local fields, first = {}, nil
+  for _, c in ipairs({{row.email, "admins_email_key"}, {row.name, "admins_name_key"}}) do
+    if c[1] == true then
+      local known = CONFLICTS[c[2]]
+      fields[known.field] = known.message
+      first = first or format("%s %s", known.field, known.message)
+    end
+  end
+  if not first then return true end
+  return nil, http.error("conflict", first, fields)
 end
 
 -- For a login: {admin = admin, password_hash = hash}, or nil (no such email).
@@ -332,10 +373,15 @@ function Store:session_admin(sid, admin_id, user_id)
 end
 
 -- Moves a live session from refresh token `old_jti` to `new_jti` and extends
--- it: the admin, or nil when the session is not live or `old_jti` is not its
--- current token (reuse).
-function Store:rotate_session(sid, admin_id, old_jti, new_jti, ttl)
-  return self:one("rotate_session", sid, admin_id, old_jti, new_jti, ttl)
+-- it by `ttl`, never past `max_age` from its login: the admin and the
+-- seconds the session has left, or nil when the session is not live or
+-- `old_jti` is not its current token (reuse).
+function Store:rotate_session(sid, admin_id, old_jti, new_jti, ttl, max_age)
+  local row, err = self:one("rotate_session", sid, admin_id, old_jti, new_jti, ttl, max_age)
+  if not row then return nil, err end
+  local left = row.ttl
+  row.ttl = nil
+  return row, nil, left
 end
 
 -- Revokes one session: its id when it was live, else nil.
@@ -367,6 +413,20 @@ end
 
 function Store:rate_clear(kind, key)
   return self:run("rate_clear", kind, key)
+end
+
+-- Takes back one counted event (the attempt turned out not to count).
+function Store:rate_take_back(kind, key)
+  return self:run("rate_take_back", kind, key)
+end
+
+-- The mail_request statement (above): count, retry_after, and the admin
+-- {id, email, name} when a token was stored, else nil.
+function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit)
+  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit)
+  if not row then return nil, err end
+  local admin = row.id ~= nil and row.id ~= null and {id = row.id, email = row.email, name = row.name} or nil
+  return row.count, row.retry_after, admin
 end
 
 -- ---- users ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ local MSG = {
   control = "must not contain control characters",
   email = "is not a valid email address",
   email_long = format("is too long (at most %d characters)", EMAIL_MAX),
+  email_ascii = "must be written in ASCII (addresses with other characters are not supported)",
   admin_name = format("must be %d to %d characters of letters, digits, '_', '-' or '.'",
                       ADMIN_NAME_MIN, ADMIN_NAME_MAX),
   user_name_long = format("is too long (at most %d characters)", USER_NAME_MAX),
@@ -87,8 +88,12 @@ end
 
 -- ---- field rules ------------------------------------------------------------
 
--- Trimmed, lower-cased (ASCII; the database lower-cases the rest), at most
--- 254 characters, exactly one @, a non-empty local part, a dotted domain.
+-- The canonical form of an email address, the only one the service stores,
+-- looks up and keys its limits by (migrations/0004): trimmed, ASCII only
+-- (mail goes to ASCII addresses only; a Unicode case variant such as U+212A
+-- for "k" must not be a second spelling of one address), letters
+-- lower-cased; at most 254 characters, exactly one @, a non-empty local
+-- part, a dotted domain.
 function validate.email(v)
   if type(v) ~= "string" then return nil, MSG.string end
   v = trim(v)
@@ -97,6 +102,7 @@ function validate.email(v)
   if not n then return nil, MSG.utf8 end
   if has_control(v) then return nil, MSG.email end
   if n > EMAIL_MAX then return nil, MSG.email_long end
+  if find(v, "[\128-\255]") then return nil, MSG.email_ascii end
   v = lower(v)
   local local_part, domain = match(v, "^([^@]+)@([^@]+)$")
   if not local_part or #local_part > EMAIL_LOCAL_MAX then return nil, MSG.email end
@@ -107,7 +113,7 @@ function validate.email(v)
   if not find(domain, ".", 1, true) then return nil, MSG.email end
   local labels, last = 0, nil
   for label in gmatch(domain .. ".", "([^.]*)%.") do
-    if label == "" or #label > DOMAIN_LABEL_MAX or not match(label, "^[%w\128-\255-]+$")
+    if label == "" or #label > DOMAIN_LABEL_MAX or not match(label, "^[%w-]+$")
         or find(label, "^%-") or find(label, "%-$") then
       return nil, MSG.email
     end
@@ -300,6 +306,13 @@ function validate.admin_update(body, current)
   end
   fields = password_differs(fields, out.password, out.email or current.email, out.name or current.name)
   return result(out, fields)
+end
+
+-- DELETE /auth/me: {current_password}
+function validate.current_password(body)
+  return result(check(body, {
+    {"current_password", validate.given_password, required = true},
+  }))
 end
 
 -- POST /user, /users: {email, name?, active?}

@@ -83,6 +83,15 @@ local function validation_failed(fields)
   return http.error("validation_failed", nil, fields)
 end
 
+-- An attempt counted by limits.login_attempt that was no failure after all
+-- (the password was right, or never checked): takes it back and answers
+-- `response`.
+local function settle_attempt(email, response)
+  local ok, err = limits.take_back_login(email)
+  if not ok then return err end
+  return response
+end
+
 -- ---- registration and confirmation ------------------------------------------
 
 -- POST /auth/register {email, name, password} -> 201 {admin}
@@ -91,6 +100,12 @@ local function register(req)
   if not body then return err end
   local input, fields = validate.register(body)
   if not input then return validation_failed(fields) end
+  local ok
+  ok, err = limits.client_hash(req)
+  if not ok then return err end
+  -- a taken email or name costs no hashing (409 says no more than it did)
+  ok, err = store:admin_free(input.email, input.name)
+  if not ok then return err end
   local hash
   hash, err = hash_password(input.password)
   if not hash then return err end
@@ -135,25 +150,30 @@ local function confirm(req)
   return confirm_reply(req, nil, admin)
 end
 
--- POST /auth/confirm/resend {email} -> 202, whether or not the address exists
-local function resend_confirmation(req)
+-- Answers a request for a link of `kind` mailed to an address: 202 whether
+-- or not the address is an admin's (for a confirmation: an unconfirmed one),
+-- after the same work either way (a token made, one statement that counts
+-- the request and stores the token only for an admin: lib/store.lua,
+-- mail_request), so neither the answer nor its time tells which addresses
+-- exist. 429 past the mail limit.
+local function mail_link_to_address(req, kind, ttl)
   local body, err = http.read_json(req)
   if not body then return err end
   local input, fields = validate.email_request(body)
   if not input then return validation_failed(fields) end
-  local ok
-  ok, err = limits.mail("confirm", input.email)
-  if not ok then return err end
-  local admin
-  admin, err = store:find_admin_by_email(input.email)
-  if err then return err end
-  if admin and not admin.confirmed then
-    local token
-    token, err = issue_token(store, "confirm", admin, config.confirm_ttl)
-    if not token then return err end
-    mails.send("confirm", admin.email, admin.name, token, config.confirm_ttl)
-  end
+  local token, token_hash = mails.new_token()
+  local count, retry_after, admin = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
+                                                      kind, token_hash, ttl, config.mail_rate_limit)
+  if not count then return retry_after end -- the store's error response
+  local limited = limits.mail_limited(count, retry_after)
+  if limited then return limited end
+  if admin then mails.send(kind, admin.email, admin.name, token, ttl) end
   return http.accepted()
+end
+
+-- POST /auth/confirm/resend {email} -> 202, whether or not the address exists
+local function resend_confirmation(req)
+  return mail_link_to_address(req, "confirm", config.confirm_ttl)
 end
 
 -- ---- login and sessions --------------------------------------------------------
@@ -165,7 +185,10 @@ local function login(req)
   local input, fields = validate.login(body)
   if not input then return validation_failed(fields) end
   local ok
-  ok, err = limits.check_login(input.email)
+  ok, err = limits.client_hash(req)
+  if not ok then return err end
+  -- counted as a failure before the work; settled below
+  ok, err = limits.login_attempt(input.email)
   if not ok then return err end
 
   local found
@@ -174,16 +197,12 @@ local function login(req)
   -- An unknown email costs the same argon2id work, so timing tells nothing.
   local verified
   verified, err = verify_password(found and found.password_hash, input.password)
-  if verified == nil then return err end
-  if not verified then
-    ok, err = limits.login_failed(input.email)
-    if not ok then return err end
-    return http.unauthorized("invalid_credentials")
-  end
+  if verified == nil then return settle_attempt(input.email, err) end
+  if not verified then return http.unauthorized("invalid_credentials") end
   local admin = found.admin
-  if not admin.confirmed then return http.error("account_not_confirmed") end
+  if not admin.confirmed then return settle_attempt(input.email, http.error("account_not_confirmed")) end
 
-  ok, err = limits.clear_login_failures(input.email)
+  ok, err = limits.login_succeeded(input.email)
   if not ok then return err end
   if password.needs_rehash(found.password_hash) then
     local rehashed = password.hash(input.password)
@@ -234,23 +253,7 @@ end
 
 -- POST /auth/password/forgot {email} -> 202, whether or not the address exists
 local function forgot_password(req)
-  local body, err = http.read_json(req)
-  if not body then return err end
-  local input, fields = validate.email_request(body)
-  if not input then return validation_failed(fields) end
-  local ok
-  ok, err = limits.mail("reset", input.email)
-  if not ok then return err end
-  local admin
-  admin, err = store:find_admin_by_email(input.email)
-  if err then return err end
-  if admin then
-    local token
-    token, err = issue_token(store, "reset", admin, config.reset_ttl)
-    if not token then return err end
-    mails.send("reset", admin.email, admin.name, token, config.reset_ttl)
-  end
-  return http.accepted()
+  return mail_link_to_address(req, "reset", config.reset_ttl)
 end
 
 -- GET /auth/password/reset?token= -> the form (opening it does not use the token)
@@ -275,6 +278,9 @@ local function reset_password(req)
   if not body then return err end
   local input, fields = validate.password_reset(body)
   if not input then return validation_failed(fields) end
+  local ok
+  ok, err = limits.client_hash(req)
+  if not ok then return err end
   local token_hash = crypto.sha256(input.token)
   local owner
   owner, err = store:peek_reset_token(token_hash)
@@ -292,15 +298,15 @@ local function reset_password(req)
     if e then return nil, e end
     if not t then return false end -- used meanwhile
     local admin_id = validate.id(t.admin_id)
-    local ok
-    ok, e = tx:reset_password(admin_id, hash, t.email)
-    if not ok then return nil, e or http.error("invalid_token") end
-    ok, e = tx:revoke_sessions(admin_id)
-    if not ok then return nil, e end
-    ok, e = tx:drop_unused_tokens(admin_id, "reset")
-    if not ok then return nil, e end
-    ok, e = limits.clear_login_failures(t.email, tx)
-    if not ok then return nil, e end
+    local done
+    done, e = tx:reset_password(admin_id, hash, t.email)
+    if not done then return nil, e or http.error("invalid_token") end
+    done, e = tx:revoke_sessions(admin_id)
+    if not done then return nil, e end
+    done, e = tx:drop_unused_tokens(admin_id, "reset")
+    if not done then return nil, e end
+    done, e = limits.login_succeeded(t.email, tx)
+    if not done then return nil, e end
     return t
   end)
   if err then return err end
@@ -316,22 +322,24 @@ local function me(req)
   return http.ok({admin = views.admin(req.auth.admin)})
 end
 
--- Checks current_password for a change of email or password; failures count
--- as failed logins (a stolen access token must not become a password oracle).
-local function check_current_password(current, given)
-  local ok, err = limits.check_login(current.email)
+-- Checks current_password (a change of email or password, the deletion of
+-- the account): true, or nil and `wrong` when it is not the password, or
+-- another error response. Attempts count as failed logins, counted first (a
+-- stolen access token must not become a password oracle).
+local function check_current_password(current, given, wrong)
+  local ok, err = limits.login_attempt(current.email)
   if not ok then return nil, err end
   local hash
   hash, err = store:password_hash(validate.id(current.id))
   if err then return nil, err end
-  if not hash then return nil, http.error("not_found", MSG.not_found) end
+  if not hash then return nil, settle_attempt(current.email, http.error("not_found", MSG.not_found)) end
   local verified
   verified, err = verify_password(hash, given)
-  if verified == nil then return nil, err end
-  if verified then return true end
-  ok, err = limits.login_failed(current.email)
-  if not ok then return nil, err end
-  return nil, validation_failed({current_password = MSG.password_wrong})
+  if verified == nil then return nil, settle_attempt(current.email, err) end
+  if not verified then return nil, wrong end
+  err = settle_attempt(current.email, nil)
+  if err then return nil, err end
+  return true
 end
 
 -- PUT /auth/me {name?, email?, password?, current_password?} -> 200 {admin}
@@ -343,7 +351,8 @@ local function update_me(req)
   if not input then return validation_failed(fields) end
   if input.email or input.password then
     local ok
-    ok, err = check_current_password(current, input.current_password)
+    ok, err = check_current_password(current, input.current_password,
+                                     validation_failed({current_password = MSG.password_wrong}))
     if not ok then return err end
   end
   local changes = {name = input.name, email = input.email}
@@ -365,6 +374,9 @@ local function update_me(req)
     if changes.password_hash then
       ok, e = tx:revoke_sessions(id, req.auth.sid)
       if not ok then return nil, e end
+      -- a reset link mailed before the change must not undo it
+      ok, e = tx:drop_unused_tokens(id, "reset")
+      if not ok then return nil, e end
     end
     if changes.email then
       ok, e = tx:drop_unused_tokens(id, nil)
@@ -381,10 +393,20 @@ local function update_me(req)
   return http.ok({admin = views.admin(admin)})
 end
 
--- DELETE /auth/me -> 204; sessions and tokens go with the row (ON DELETE
--- CASCADE), users they created stay with created_by = null
+-- DELETE /auth/me {current_password} -> 204; sessions and tokens go with the
+-- row (ON DELETE CASCADE), users they created stay with created_by = null.
+-- The password again: an access token alone (stolen, left in a browser)
+-- must not be enough to delete the account for good.
 local function delete_me(req)
-  local deleted, err = store:delete_admin(req.auth.admin_id)
+  local body, err = http.read_json(req)
+  if not body then return err end
+  local input, fields = validate.current_password(body)
+  if not input then return validation_failed(fields) end
+  local ok
+  ok, err = check_current_password(req.auth.admin, input.current_password, http.unauthorized("invalid_credentials"))
+  if not ok then return err end
+  local deleted
+  deleted, err = store:delete_admin(req.auth.admin_id)
   if err then return err end
   if deleted then log.info("admin deleted", {admin_id = req.auth.admin_id}) end
   return http.no_content()
@@ -399,7 +421,9 @@ return {
   {"POST", "/auth/confirm/resend", resend_confirmation},
   {"POST", "/auth/login", login},
   {"POST", "/auth/refresh", refresh},
-  {"GET", "/auth/refresh", refresh},
+  -- rotates the session: no HEAD (its answer would be lost, and the
+  -- client's next refresh taken as a reuse)
+  {"GET", "/auth/refresh", refresh, unsafe = true},
   {"POST", "/auth/logout", logout, auth = true},
   {"POST", "/auth/password/forgot", forgot_password},
   {"GET", "/auth/password/reset", reset_form},

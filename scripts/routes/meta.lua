@@ -2,6 +2,7 @@
 -- documentation (the OpenAPI document and Swagger UI from local assets).
 local http = require "lib.http"
 local info = require "host.info"
+local crypto = require "host.crypto"
 local log = require "host.log"
 local config = require "lib.config"
 local store = require "lib.store"
@@ -100,11 +101,8 @@ local function read_asset(file)
 end
 
 local function apidocs()
-  return http.html(200, pages.swagger_ui(config.service_name .. " API"), {
-    ["X-Content-Type-Options"] = "nosniff",
-    ["X-Frame-Options"] = "DENY",
-    ["Cache-Control"] = "no-cache",
-  })
+  local nonce = crypto.random_token(16)
+  return http.html(200, pages.swagger_ui(config.service_name .. " API", nonce), pages.swagger_headers(nonce))
 end
 
 local function apidocs_asset(_, params)

@@ -1,6 +1,7 @@
 // swagger.mjs — Swagger UI as a person uses it, in Debian's chromium:
 // open /apidocs, count the operations, authorize with a bearer token, and
-// "Try it out" on GET /users. Prints one JSON line with what it saw.
+// "Try it out" on GET /users. Prints one JSON line with what it saw (console
+// errors include Content-Security-Policy refusals).
 //   node spec/browser/swagger.mjs BASE_URL ACCESS_TOKEN
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -31,6 +32,9 @@ try {
   await page.click(".modal-ux button.modal-btn.auth.authorize");
   result.authorized = await page.locator(".modal-ux button.modal-btn.auth").filter({ hasText: "Logout" }).count() > 0;
   await page.click(".modal-ux button.btn-done");
+  // the token must live in the page's memory only
+  result.tokenStored = await page.evaluate((t) =>
+    JSON.stringify(window.localStorage).includes(t) || JSON.stringify(window.sessionStorage).includes(t), token);
 
   const op = page.locator("#operations-users-listUsers");
   await op.locator(".opblock-summary").first().click();

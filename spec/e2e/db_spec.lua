@@ -106,10 +106,9 @@ describe("host.db outside a request", function()
     assert.is_function(db.transaction)
     assert.is_function(db.ready)
     assert.equal(null, db.null)
-    assert.has_error(function() db.query("SELECT 1") end,
-      "this function can only be called while the host runs a request")
-    assert.has_error(function() db.ready() end,
-      "this function can only be called while the host runs a request")
+    local outside = " can only wait in the request's own coroutine (not in the main chunk, nor in a coroutine the script made)"
+    assert.has_error(function() db.query("SELECT 1") end, "db.query" .. outside)
+    assert.has_error(function() db.ready() end, "db.ready" .. outside)
     local ok, err = pcall(db.transaction, function() end)
     assert.is_false(ok)
     assert.matches("only be called while the host runs a request", err)

@@ -39,5 +39,27 @@ describe("Swagger UI", function()
     assert.is_true(seen.authorized)
     assert.equal(200, seen.listUsersStatus, seen.listUsersBody)
     assert.same({}, seen.externalRequests, "everything is served locally")
+    assert.is_false(seen.tokenStored, "the bearer token is kept in no browser storage")
+    assert.same({}, seen.consoleErrors, "nothing refused by the Content-Security-Policy, no script error")
+  end)
+
+  it("sends a nonce-based Content-Security-Policy that the page's scripts carry", function()
+    local res = srv:request("GET", "/apidocs")
+    local csp = res.headers["content-security-policy"]
+    assert.is_string(csp)
+    local nonce = csp:match("script%-src 'nonce%-([%w_%-]+)'")
+    assert.is_string(nonce, csp)
+    assert.matches("default%-src 'none'", csp)
+    assert.matches("frame%-ancestors 'none'", csp)
+    assert.not_matches("unsafe%-inline", csp)
+    assert.not_matches("unsafe%-eval", csp)
+    local scripts = 0
+    for attrs in res.body:gmatch("<script([^>]*)>") do
+      scripts = scripts + 1
+      assert.matches('nonce="' .. nonce:gsub("%-", "%%-") .. '"', attrs)
+    end
+    assert.equal(3, scripts)
+    local again = srv:request("GET", "/apidocs").headers["content-security-policy"]
+    assert.not_equal(csp, again, "a new nonce for every response")
   end)
 end)

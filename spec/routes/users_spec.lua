@@ -348,7 +348,7 @@ describe("users routes", function()
     it("keeps the users with created_by null", function()
       local user = k:post("/users", as_admin{json = {email = "u@example.com"}}).json.user
       local other = k:signed_in()
-      assert.status(204, k:delete("/auth/me", as_admin()))
+      assert.status(204, k:delete("/auth/me", as_admin{json = {current_password = s.password}}))
       local res = k:get("/users/" .. user.id, {token = other.access})
       assert.status(200, res)
       assert.equal(null, res.json.user.created_by)

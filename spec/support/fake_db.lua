@@ -230,9 +230,8 @@ function S.admin_by_id(_, st, id)
   return rows({a and admin_out(a)})
 end
 
-function S.admin_by_email(_, st, email)
-  local a = find_by(st.admins, "email", lower(email))
-  return rows({a and admin_out(a)})
+function S.admin_taken(_, st, email, name)
+  return rows({{email = email_taken(st.admins, email), name = name_taken(st.admins, name)}})
 end
 
 function S.admin_login(_, st, email)
@@ -372,14 +371,18 @@ function S.session_admin(self, st, sid, admin_id)
   return rows({a and admin_out(a)})
 end
 
-function S.rotate_session(self, st, sid, admin_id, old, new, ttl)
+function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) or s.refresh_jti ~= old then
     return rows({})
   end
-  s.refresh_jti, s.last_used_at, s.expires_at = new, self:now(), self:now() + ttl
+  s.refresh_jti, s.last_used_at = new, self:now()
+  s.expires_at = math.min(self:now() + ttl, s.created_at + max_age)
   local a = find_by(st.admins, "id", s.admin_id)
-  return rows({a and admin_out(a)})
+  if not a then return rows({}) end
+  local row = admin_out(a)
+  row.ttl = ceil(s.expires_at - self:now())
+  return rows({row})
 end
 
 function S.revoke_session(self, st, sid)
@@ -421,6 +424,25 @@ function S.rate_count(self, st, kind, key, window)
   local r = st.rates[rate_key(kind, key)]
   if not r or r.window_start <= now - window then return rows({}) end
   return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
+end
+
+function S.rate_take_back(_, st, kind, key)
+  local r = st.rates[rate_key(kind, key)]
+  if not r or r.count <= 0 then return rows({}, 0) end
+  r.count = r.count - 1
+  return rows({}, 1)
+end
+
+function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit)
+  local hit = S.rate_hit(self, st, rate_kind, email, window)[1]
+  local row = {count = hit.count, retry_after = hit.retry_after, id = null, email = null, name = null}
+  local a = find_by(st.admins, "email", email)
+  if a and hit.count <= tonumber(limit) and (kind ~= "confirm" or not a.confirmed) then
+    local _, err = S.create_token(self, st, kind, hash, a.id, a.email, ttl)
+    if err then return nil, err end
+    row.id, row.email, row.name = a.id, a.email, a.name
+  end
+  return rows({row})
 end
 
 function S.rate_clear(_, st, kind, key)

@@ -65,9 +65,12 @@ end
 local Connection = {}
 Connection.__index = Connection
 
-function client.connect(port, timeout)
+-- A connection to 127.0.0.1:port; from the loopback address `from` when
+-- given (a client that is not 127.0.0.1, as a proxy in front would be).
+function client.connect(port, timeout, from)
   local sock = assert(socket.tcp())
   sock:settimeout(timeout or 15)
+  if from then assert(sock:bind(from, 0)) end
   local ok, err = sock:connect("127.0.0.1", port)
   if not ok then return nil, err end
   return setmetatable({sock = sock}, Connection)

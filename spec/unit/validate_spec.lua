@@ -53,8 +53,15 @@ describe("validate.email", function()
     assert.same({nil, MSG.utf8}, {validate.email("ad\255a@example.com")})
   end)
 
-  it("accepts an internationalised domain written in UTF-8", function()
-    assert.equal("ada@bücher.example", validate.email("ada@bücher.example"))
+  it("refuses any character beyond ASCII: one spelling per address, and mail goes to ASCII only", function()
+    assert.same({nil, MSG.email_ascii}, {validate.email("ada@bücher.example")})
+    assert.same({nil, MSG.email_ascii}, {validate.email("jos\195\169@example.com")})
+    -- U+212A KELVIN SIGN, which Unicode case folding takes to "k"
+    assert.same({nil, MSG.email_ascii}, {validate.email("\226\132\170k@example.com")})
+  end)
+
+  it("gives the canonical form: trimmed, ASCII letters lower-cased", function()
+    assert.equal("kk@example.com", validate.email("  KK@Example.COM "))
   end)
 end)
 
