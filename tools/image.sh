@@ -9,9 +9,11 @@
 #   tools/image.sh [TAG]
 #
 # npm in the build stage may have to trust a TLS-intercepting proxy: the CA
-# file in BUILD_EXTRA_CA (default: $NODE_EXTRA_CA_CERTS, what this machine's
-# own Node trusts beyond its bundle) goes in as the build secret `extra_ca`,
-# mounted for the one step that runs npm and never stored in a layer.
+# file in BUILD_EXTRA_CA goes in as the build secret `extra_ca`, mounted for
+# the one step that runs npm and never stored in a layer. Default: what this
+# machine's own Node trusts beyond its bundle ($NODE_EXTRA_CA_CERTS), else
+# the system bundle when the machine added CAs of its own
+# (/usr/local/share/ca-certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-moonkeep:local}
@@ -25,6 +27,9 @@ git ls-files -z --cached --others --exclude-standard \
 
 build_args=(--build-arg "MOONKEEP_VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)")
 extra_ca=${BUILD_EXTRA_CA:-${NODE_EXTRA_CA_CERTS:-}}
+if [ -z "$extra_ca" ] && compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  extra_ca=/etc/ssl/certs/ca-certificates.crt
+fi
 if [ -n "$extra_ca" ] && [ -f "$extra_ca" ]; then
   build_args+=(--secret "id=extra_ca,src=$extra_ca")
 fi

@@ -35,10 +35,14 @@ trap cleanup EXIT
 git clone --quiet --no-hardlinks "$PWD" "$work/moonkeep"
 run_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+# The machine's own CAs, and Node told to trust them (the system bundle
+# holds them once ca-certificates is installed in there)
 env_args=()
-[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && env_args=(-e NODE_EXTRA_CA_CERTS)
 ca_args=()
-[ -d /usr/local/share/ca-certificates ] && ca_args=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  ca_args=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+  env_args=(-e NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+fi
 
 # shellcheck disable=SC2016 # expanded inside the container
 inside='
