@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from aiosmtpd.controller import Controller
 
@@ -86,11 +87,14 @@ def main():
     controller.start()
     print("smtp-sink listening on %s:%d" % (args.host, args.port), flush=True)
 
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(0.2):
-        pass
+    # The handlers only set a flag: a threading.Event set from a signal
+    # handler deadlocks when the signal lands while the main thread holds
+    # the Event's own lock inside wait() (seen: a sink that never stopped).
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    while not stopping:
+        time.sleep(0.2)
     controller.stop()
     return 0
 
