@@ -53,7 +53,7 @@ for (const [short, long] of Object.entries(TAGS)) {
     }));
   }
 }
-const CFN_SCHEMA = yaml.DEFAULT_SCHEMA.extend(types);
+export const CFN_SCHEMA = yaml.DEFAULT_SCHEMA.extend(types);
 
 // ---- the specification ---------------------------------------------------
 const SECTIONS = new Set(["AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules",

@@ -17,6 +17,8 @@
 #     cfn         deploy/cloudformation/*.yml against the CloudFormation
 #                 resource specification (tools/lint/cfn-check.mjs)
 #     buildspec   buildspec.yml (tools/lint/buildspec-check.mjs)
+#     deploy      what a real deploy needs of the template and the release
+#                 workflow together (tools/lint/deploy-check.mjs)
 #
 # Tools come from vendor/debian-packages.txt and tools/lint/package.json
 # (both installed by vendor/install.sh); nothing is downloaded here.
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/../.." || exit 1
 lint_dir=tools/lint
 jobs=$(nproc 2>/dev/null || echo 2)
 
-all=(luacheck clang-tidy cppcheck analyzer flawfinder shell yamllint workflows cfn buildspec)
+all=(luacheck clang-tidy cppcheck analyzer flawfinder shell yamllint workflows cfn buildspec deploy)
 if [ $# -gt 0 ]; then checks=("$@"); else checks=("${all[@]}"); fi
 
 # Tracked and new (not ignored) files: what a commit would contain.
@@ -144,6 +146,11 @@ check_buildspec() {
   mapfile -t files < <(repo_files 'buildspec.yml' 'buildspec*.yml')
   [ ${#files[@]} -gt 0 ] || return 0
   node "$lint_dir/buildspec-check.mjs" "${files[@]}"
+}
+
+check_deploy() {
+  need_node_tools || return 1
+  node "$lint_dir/deploy-check.mjs" deploy/cloudformation/moonkeep.yml .github/workflows/release.yml
 }
 
 passed=0

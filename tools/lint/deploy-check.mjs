@@ -1,0 +1,150 @@
+// tools/lint/deploy-check.mjs — properties of the release path that no
+// schema checks, each a rule named after the failure it prevents on a real
+// deploy (issue 13; deploy/README.md, "What the checks guard"). The
+// template and the release workflow are read as data.
+//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW]]
+// Prints "file: rule: message" per finding; exits 1 if there is one.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CFN_SCHEMA } from "./cfn-check.mjs";
+
+const require = createRequire(import.meta.url);
+const yaml = require("js-yaml");
+
+const REPO = "OWNER/REPO"; // stands for GitHubRepository and github.repository alike
+const SAMPLE_TAG = "v1.2.3";
+
+// Every value inside `node` (objects and lists, all the way down).
+function* walk(node) {
+  yield node;
+  if (node && typeof node === "object") for (const v of Object.values(node)) yield* walk(v);
+}
+
+// The names of the resources `node` refers to (Ref, Fn::GetAtt, ${Name} in Fn::Sub).
+function references(node) {
+  const names = new Set();
+  for (const v of walk(node)) {
+    if (!v || typeof v !== "object" || Array.isArray(v)) continue;
+    if (typeof v.Ref === "string") names.add(v.Ref);
+    if (Array.isArray(v["Fn::GetAtt"])) names.add(v["Fn::GetAtt"][0]);
+    const sub = v["Fn::Sub"];
+    const text = Array.isArray(sub) ? sub[0] : sub;
+    if (typeof text === "string") for (const m of text.matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)) names.add(m[1]);
+  }
+  return names;
+}
+
+// An IAM StringLike pattern (* and ?) as a RegExp.
+function glob(pattern) {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`);
+}
+
+// A condition value with the template's ${GitHubRepository} filled in.
+function conditionValues(value) {
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v) => {
+    const text = v && typeof v === "object" ? v["Fn::Sub"] : v;
+    return String(Array.isArray(text) ? text[0] : text).replace(/\$\{GitHubRepository\}/g, REPO);
+  });
+}
+
+// The `sub` claim GitHub puts in a job's OIDC token: the environment when
+// the job has one, else the ref that triggered the workflow.
+function subjectsOf(workflow, job) {
+  const env = typeof job.environment === "string" ? job.environment : job.environment?.name;
+  if (env) return [`repo:${REPO}:environment:${env}`];
+  const on = workflow.on ?? workflow[true] ?? {};
+  const subs = [];
+  if (on.push?.tags) subs.push(`repo:${REPO}:ref:refs/tags/${SAMPLE_TAG}`);
+  for (const b of on.push?.branches ?? []) subs.push(`repo:${REPO}:ref:refs/heads/${b.replace(/\*+/g, "main")}`);
+  if (on.pull_request !== undefined) subs.push(`repo:${REPO}:pull_request`);
+  return subs;
+}
+
+const RULES = {
+  // The role the release assumes must trust the `sub` each OIDC job of the
+  // workflow presents (a job in an environment presents the environment,
+  // not the tag: the first tag push then fails at configure-aws-credentials).
+  "oidc-trust"(t, w, err) {
+    const statements = t.Resources?.ReleaseRole?.Properties?.AssumeRolePolicyDocument?.Statement ?? [];
+    const patterns = [];
+    for (const s of statements) {
+      for (const op of ["StringLike", "StringEquals"]) {
+        const v = s.Condition?.[op]?.["token.actions.githubusercontent.com:sub"];
+        if (v !== undefined) patterns.push(...conditionValues(v).map((p) => (op === "StringLike" ? glob(p) : new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`))));
+      }
+    }
+    if (patterns.length === 0) return err("template", "ReleaseRole trusts no token.actions.githubusercontent.com:sub");
+    for (const [name, job] of Object.entries(w.jobs ?? {})) {
+      if (job.permissions?.["id-token"] !== "write") continue;
+      for (const sub of subjectsOf(w, job)) {
+        if (!patterns.some((p) => p.test(sub))) err("workflow", `job ${name} presents sub ${sub}, which ReleaseRole does not trust`);
+      }
+    }
+  },
+
+  // The load balancer checks liveness: a readiness check that fails while
+  // PostgreSQL is down makes ECS replace every task in a loop.
+  "alb-liveness"(t, _w, err) {
+    for (const [name, r] of Object.entries(t.Resources ?? {})) {
+      if (r.Type !== "AWS::ElasticLoadBalancingV2::TargetGroup") continue;
+      const path = r.Properties?.HealthCheckPath;
+      if (path !== "/healthz") err("template", `${name}.HealthCheckPath is ${path}, not the liveness probe /healthz`);
+    }
+  },
+
+  // With immutable tags a re-run of a release must not push the same tag
+  // again: the step that pushes first asks ECR whether the tag is there.
+  "idempotent-push"(t, w, err) {
+    const immutable = Object.values(t.Resources ?? {}).some(
+      (r) => r.Type === "AWS::ECR::Repository" && r.Properties?.ImageTagMutability === "IMMUTABLE");
+    if (!immutable) return;
+    for (const [name, job] of Object.entries(w.jobs ?? {})) {
+      for (const step of job.steps ?? []) {
+        const run = step.run ?? "";
+        const push = run.indexOf("docker push");
+        if (push < 0) continue;
+        const ask = run.indexOf("aws ecr describe-images");
+        if (ask < 0 || ask > push) err("workflow", `job ${name}, step "${step.name}": docker push without first checking that the tag is not in ECR yet (tags are immutable: a re-run fails)`);
+      }
+    }
+  },
+
+  // A KMS key must outlive the stack wherever data it encrypts does (a
+  // retained bucket, a database's final snapshot): else that data cannot
+  // be read again.
+  "kms-retained"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    for (const [name, r] of Object.entries(resources)) {
+      if (!["Retain", "Snapshot", "RetainExceptOnCreate"].includes(r.DeletionPolicy)) continue;
+      for (const ref of references(r.Properties)) {
+        const key = resources[ref];
+        if (key?.Type !== "AWS::KMS::Key") continue;
+        if (key.DeletionPolicy !== "Retain" || key.UpdateReplacePolicy !== "Retain")
+          err("template", `${ref} encrypts ${name}, which outlives the stack (${r.DeletionPolicy}), but is not retained itself (DeletionPolicy and UpdateReplacePolicy Retain)`);
+      }
+    }
+  },
+};
+
+export function check(templateText, workflowText, files) {
+  const findings = [];
+  const t = yaml.load(templateText, { schema: CFN_SCHEMA });
+  const w = yaml.load(workflowText);
+  for (const [rule, fn] of Object.entries(RULES)) {
+    fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`));
+  }
+  return findings;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const template = process.argv[2] ?? "deploy/cloudformation/moonkeep.yml";
+  const workflow = process.argv[3] ?? ".github/workflows/release.yml";
+  const findings = check(readFileSync(template, "utf8"), readFileSync(workflow, "utf8"), { template, workflow });
+  for (const f of findings) console.log(f);
+  console.log(`deploy-check: ${Object.keys(RULES).length} rules, ${findings.length} finding(s)`);
+  process.exit(findings.length > 0 ? 1 : 0);
+}
