@@ -130,6 +130,40 @@ const RULES = {
   },
 };
 
+// The role a resource names in `property` (Fn::GetAtt ROLE.Arn), or undefined.
+function roleOf(props, property) {
+  const arn = props?.[property];
+  return Array.isArray(arn?.["Fn::GetAtt"]) ? arn["Fn::GetAtt"][0] : undefined;
+}
+
+Object.assign(RULES, {
+  // Firehose checks its role when the stream is created: the stream must
+  // wait for the role's permissions, which must therefore be resources it
+  // can depend on (AWS::IAM::Policy), not inline in the role.
+  "firehose-policy-first"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    for (const [name, r] of Object.entries(resources)) {
+      if (r.Type !== "AWS::KinesisFirehose::DeliveryStream") continue;
+      const roles = new Set();
+      for (const v of walk(r.Properties)) {
+        if (v && typeof v === "object" && !Array.isArray(v)) {
+          const role = roleOf(v, "RoleARN");
+          if (role) roles.add(role);
+        }
+      }
+      const depends = new Set([].concat(r.DependsOn ?? []));
+      for (const role of roles) {
+        if (resources[role]?.Properties?.Policies)
+          err("template", `${name} uses ${role}, whose permissions are inline: make them an AWS::IAM::Policy the stream can depend on`);
+        for (const [pname, p] of Object.entries(resources)) {
+          if (p.Type !== "AWS::IAM::Policy" || !references(p.Properties?.Roles).has(role)) continue;
+          if (!depends.has(pname)) err("template", `${name} does not DependsOn ${pname}, the permissions of its role ${role}`);
+        }
+      }
+    }
+  },
+});
+
 export function check(templateText, workflowText, files) {
   const findings = [];
   const t = yaml.load(templateText, { schema: CFN_SCHEMA });
