@@ -1,10 +1,69 @@
--- deploy/ecs/task-definition.json: valid JSON with what an ECS Fargate
--- service behind an ALB needs, secrets only from Secrets Manager, and no
--- environment variable that moonkeep does not read (a typo there would be
--- silently ignored in production).
+-- deploy/ecs/task-definition.json as tools/render-task-definition.sh
+-- renders it for a stack: every stack-owned value from the stack's outputs
+-- (tried with a second stack name, in another partition, with another
+-- size), then valid JSON with what an ECS Fargate service behind an ALB
+-- needs, secrets only from Secrets Manager, and no environment variable
+-- that moonkeep does not read (a typo there would be silently ignored in
+-- production). The `aws` the renderer calls is a stand-in on PATH that
+-- answers for that stack: no AWS account is reached.
 local cjson = require "cjson"
 
 local TASK_DEFINITION = "deploy/ecs/task-definition.json"
+
+-- A stack that is not called moonkeep, in the China partition, with a
+-- size of its own: nothing of "moonkeep", "arn:aws:" or 1024/2048 may
+-- survive from the template.
+local STACK = "moonkeep-staging"
+local ARN = "arn:aws-cn:%s:cn-north-1:210987654321:%s"
+local OUTPUTS = {
+  TaskDefinitionFamily = STACK, TaskCpu = "2048", TaskMemory = "4096",
+  TaskRoleArn = "arn:aws-cn:iam::210987654321:role/" .. STACK .. "-task",
+  TaskExecutionRoleArn = "arn:aws-cn:iam::210987654321:role/" .. STACK .. "-task-execution",
+  LogGroupName = "/ecs/" .. STACK, ServiceUrl = "https://staging.example.com",
+  MailFrom = "moonkeep staging <no-reply@staging.example.com>", LogDeliveryStreamName = STACK .. "-logs",
+  JwtSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/jwt-AbCdEf"),
+  DatabaseUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/database-url-AbCdEf"),
+  MailUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/mail-url-AbCdEf"),
+}
+local IMAGE = "210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn/" .. STACK .. ":1.2.3"
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  return tonumber(out:match("exit=(%d+)%s*$")), out
+end
+
+-- Renders the task definition for STACK with an `aws` stand-in; returns the
+-- rendered text.
+local function render()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  local list = {}
+  for k, v in pairs(OUTPUTS) do list[#list + 1] = {OutputKey = k, OutputValue = v} end
+  local f = assert(io.open(dir .. "/outputs.json", "w"))
+  f:write(cjson.encode(list))
+  f:close()
+  f = assert(io.open(dir .. "/aws", "w"))
+  f:write(([[#!/bin/sh
+# the stand-in: describe-stacks of %s only
+case "$*" in
+  "cloudformation describe-stacks --stack-name %s "*) cat %s/outputs.json ;;
+  *) echo "aws stand-in: unexpected call: $*" >&2; exit 1 ;;
+esac
+]]):format(STACK, STACK, dir))
+  f:close()
+  assert(os.execute("chmod +x " .. dir .. "/aws"))
+  local code, out = sh(("PATH=%s:$PATH AWS_REGION=cn-north-1 bash tools/render-task-definition.sh %s %s %s/td.json")
+    :format(dir, STACK, IMAGE, dir))
+  assert(code == 0, "the renderer failed:\n" .. out)
+  f = assert(io.open(dir .. "/td.json"))
+  local text = f:read("*a")
+  f:close()
+  os.execute("rm -rf " .. dir)
+  return text
+end
 
 -- The Application Load Balancer's idle timeout (deploy/README.md).
 local ALB_IDLE_TIMEOUT_S = 60
@@ -48,9 +107,32 @@ end
 describe("the ECS task definition", function()
   local td, container
 
+  local rendered
+
   setup(function()
-    td = cjson.decode(read(TASK_DEFINITION))
+    rendered = render()
+    td = cjson.decode(rendered)
     container = td.containerDefinitions[1]
+  end)
+
+  it("takes every stack-owned value from the stack's outputs, for any stack name and partition", function()
+    assert.equal(STACK, td.family)
+    assert.equal(OUTPUTS.TaskCpu, td.cpu)
+    assert.equal(OUTPUTS.TaskMemory, td.memory)
+    assert.equal(OUTPUTS.TaskRoleArn, td.taskRoleArn)
+    assert.equal(OUTPUTS.TaskExecutionRoleArn, td.executionRoleArn)
+    assert.equal(OUTPUTS.LogGroupName, container.logConfiguration.options["awslogs-group"])
+    assert.equal("cn-north-1", container.logConfiguration.options["awslogs-region"])
+    assert.equal(IMAGE, container.image)
+    assert.not_matches("arn:aws:", rendered, "no ARN of the template's partition survives")
+    assert.not_matches("%${", rendered, "no placeholder survives")
+    -- the template itself holds no stack-owned literal
+    local template = cjson.decode(read(TASK_DEFINITION))
+    for _, v in ipairs({template.family, template.cpu, template.memory, template.taskRoleArn,
+                        template.executionRoleArn,
+                        template.containerDefinitions[1].logConfiguration.options["awslogs-group"]}) do
+      assert.matches("^%${[A-Z_]+}$", v)
+    end
   end)
 
   it("is a Fargate task on awsvpc with a valid cpu/memory pair", function()
@@ -86,7 +168,7 @@ describe("the ECS task definition", function()
     local secrets = {}
     for _, s in ipairs(container.secrets) do
       secrets[s.name] = s.valueFrom
-      assert.is_truthy(s.valueFrom:match("^arn:aws:secretsmanager:") or s.valueFrom:match("^%${[A-Z_]+_ARN}$"),
+      assert.is_truthy(s.valueFrom:match("^arn:aws[%w-]*:secretsmanager:"),
         s.name .. ": " .. s.valueFrom)
     end
     for _, name in ipairs({"JWT_SECRET", "DATABASE_URL", "MAIL_URL"}) do

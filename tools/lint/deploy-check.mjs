@@ -2,7 +2,7 @@
 // schema checks, each a rule named after the failure it prevents on a real
 // deploy (issue 13; deploy/README.md, "What the checks guard"). The
 // template and the release workflow are read as data.
-//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW]]
+//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER]]]]
 // Prints "file: rule: message" per finding; exits 1 if there is one.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -64,6 +64,8 @@ function subjectsOf(workflow, job) {
   return subs;
 }
 
+// A rule is fn(template, workflow, err, extra); extra: {taskDefinition,
+// renderer} (the task definition's JSON and the renderer's text).
 const RULES = {
   // The role the release assumes must trust the `sub` each OIDC job of the
   // workflow presents (a job in an environment presents the environment,
@@ -164,20 +166,53 @@ Object.assign(RULES, {
   },
 });
 
-export function check(templateText, workflowText, files) {
+Object.assign(RULES, {
+  // Every value the stack owns (its name in the family, role ARNs with
+  // their partition, the log group, the size) comes from the stack's
+  // outputs: with another stack name a hard-coded role is denied by
+  // PassRole, and a size changed in the stack is undone by the next release.
+  "task-definition-from-stack"(t, _w, err, { taskDefinition: td, renderer }) {
+    const c = td.containerDefinitions?.[0] ?? {};
+    const owned = {
+      family: td.family, cpu: td.cpu, memory: td.memory, taskRoleArn: td.taskRoleArn,
+      executionRoleArn: td.executionRoleArn, "awslogs-group": c.logConfiguration?.options?.["awslogs-group"],
+    };
+    for (const [field, value] of Object.entries(owned)) {
+      if (!/^\$\{[A-Z_]+\}$/.test(String(value))) err("taskDefinition", `${field} is ${value}: a value the stack owns, to be filled from its outputs`);
+    }
+    const text = JSON.stringify(td);
+    if (/arn:aws:/.test(text)) err("taskDefinition", "an ARN with a fixed partition (arn:aws:): take it from the stack's outputs");
+    const filled = new Set([...(renderer.match(/^names='([^']*)'/m)?.[1] ?? "").matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]));
+    for (const m of text.matchAll(/\$\{([A-Z_]+)\}/g)) {
+      if (!filled.has(m[1])) err("renderer", `the task definition's \${${m[1]}} is not among the names the renderer fills`);
+    }
+    const outputs = new Set(Object.keys(t.Outputs ?? {}));
+    for (const m of renderer.matchAll(/\$\(output ([A-Za-z0-9]+)\)/g)) {
+      if (!outputs.has(m[1])) err("renderer", `reads the stack output ${m[1]}, which the template does not have`);
+    }
+  },
+});
+
+export function check(texts, files) {
   const findings = [];
-  const t = yaml.load(templateText, { schema: CFN_SCHEMA });
-  const w = yaml.load(workflowText);
+  const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
+  const w = yaml.load(texts.workflow);
+  const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer };
   for (const [rule, fn] of Object.entries(RULES)) {
-    fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`));
+    fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`), extra);
   }
   return findings;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const template = process.argv[2] ?? "deploy/cloudformation/moonkeep.yml";
-  const workflow = process.argv[3] ?? ".github/workflows/release.yml";
-  const findings = check(readFileSync(template, "utf8"), readFileSync(workflow, "utf8"), { template, workflow });
+  const files = {
+    template: process.argv[2] ?? "deploy/cloudformation/moonkeep.yml",
+    workflow: process.argv[3] ?? ".github/workflows/release.yml",
+    taskDefinition: process.argv[4] ?? "deploy/ecs/task-definition.json",
+    renderer: process.argv[5] ?? "tools/render-task-definition.sh",
+  };
+  const texts = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, "utf8")]));
+  const findings = check(texts, files);
   for (const f of findings) console.log(f);
   console.log(`deploy-check: ${Object.keys(RULES).length} rules, ${findings.length} finding(s)`);
   process.exit(findings.length > 0 ? 1 : 0);

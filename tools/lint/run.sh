@@ -150,7 +150,8 @@ check_buildspec() {
 
 check_deploy() {
   need_node_tools || return 1
-  node "$lint_dir/deploy-check.mjs" deploy/cloudformation/moonkeep.yml .github/workflows/release.yml
+  node "$lint_dir/deploy-check.mjs" deploy/cloudformation/moonkeep.yml .github/workflows/release.yml \
+    deploy/ecs/task-definition.json tools/render-task-definition.sh
 }
 
 passed=0
