@@ -54,7 +54,7 @@ test-e2e: build
 	@bash tools/test.sh e2e
 
 # luacheck, clang-tidy, cppcheck, gcc -fanalyzer, flawfinder, shellcheck,
-# yamllint, workflow, CloudFormation and buildspec validators (CONTRIBUTING.md).
+# yamllint, workflow and CloudFormation validators, the deploy rules (CONTRIBUTING.md).
 lint: deps
 	@bash tools/lint/run.sh
 

@@ -4,7 +4,7 @@
 # ${...} placeholders filled from the CloudFormation stack's outputs
 # (deploy/cloudformation/moonkeep.yml) and the moonkeep container's image set
 # to IMAGE. Fails when a placeholder is left unfilled. Used by
-# .github/workflows/release.yml and buildspec.yml; needs aws, jq, envsubst.
+# .github/workflows/release.yml; needs aws, jq, envsubst.
 set -euo pipefail
 stack=${1:?usage: render-task-definition.sh STACK IMAGE OUT}
 image=${2:?usage: render-task-definition.sh STACK IMAGE OUT}

@@ -4,7 +4,7 @@
 // template and the release workflow are read as data.
 //   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER]]]]
 // Prints "file: rule: message" per finding; exits 1 if there is one.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -193,11 +193,22 @@ Object.assign(RULES, {
   },
 });
 
+Object.assign(RULES, {
+  // The release is defined once (.github/workflows/release.yml): a second
+  // pipeline beside it drifts untested (deploy/README.md, "One pipeline").
+  "one-pipeline"(_t, _w, err, { rootFiles }) {
+    for (const f of rootFiles) {
+      if (/^buildspec.*\.ya?ml$/.test(f)) err("workflow", `${f} defines a second release pipeline beside this one`);
+    }
+  },
+});
+
 export function check(texts, files) {
   const findings = [];
   const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
   const w = yaml.load(texts.workflow);
-  const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer };
+  const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer,
+                  rootFiles: texts.rootFiles ?? [] };
   for (const [rule, fn] of Object.entries(RULES)) {
     fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`), extra);
   }
@@ -212,6 +223,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     renderer: process.argv[5] ?? "tools/render-task-definition.sh",
   };
   const texts = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, "utf8")]));
+  texts.rootFiles = readdirSync(".");
   const findings = check(texts, files);
   for (const f of findings) console.log(f);
   console.log(`deploy-check: ${Object.keys(RULES).length} rules, ${findings.length} finding(s)`);

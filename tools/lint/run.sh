@@ -16,7 +16,6 @@
 #                 (semantics), both WebAssembly builds from npm
 #     cfn         deploy/cloudformation/*.yml against the CloudFormation
 #                 resource specification (tools/lint/cfn-check.mjs)
-#     buildspec   buildspec.yml (tools/lint/buildspec-check.mjs)
 #     deploy      what a real deploy needs of the template and the release
 #                 workflow together (tools/lint/deploy-check.mjs)
 #
@@ -27,7 +26,7 @@ cd "$(dirname "$0")/../.." || exit 1
 lint_dir=tools/lint
 jobs=$(nproc 2>/dev/null || echo 2)
 
-all=(luacheck clang-tidy cppcheck analyzer flawfinder shell yamllint workflows cfn buildspec deploy)
+all=(luacheck clang-tidy cppcheck analyzer flawfinder shell yamllint workflows cfn deploy)
 if [ $# -gt 0 ]; then checks=("$@"); else checks=("${all[@]}"); fi
 
 # Tracked and new (not ignored) files: what a commit would contain.
@@ -138,14 +137,6 @@ check_cfn() {
   mapfile -t files < <(repo_files 'deploy/cloudformation/*.yml' 'deploy/cloudformation/*.yaml')
   [ ${#files[@]} -gt 0 ] || return 0
   node "$lint_dir/cfn-check.mjs" "${files[@]}"
-}
-
-check_buildspec() {
-  need_node_tools || return 1
-  local files
-  mapfile -t files < <(repo_files 'buildspec.yml' 'buildspec*.yml')
-  [ ${#files[@]} -gt 0 ] || return 0
-  node "$lint_dir/buildspec-check.mjs" "${files[@]}"
 }
 
 check_deploy() {
