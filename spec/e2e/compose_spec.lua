@@ -19,9 +19,11 @@ describe_here("docker-compose.yml under podman-compose" .. (skip and (": skipped
     os.execute(("chmod 755 %q"):format(work))
     local port = util.free_port()
     project = ("moonkeepspec%d"):format(port)
-    compose = ("MOONKEEP_PORT=%d MAILPIT_PORT=%d MAIL_DIR=%q podman-compose --podman-path tools/podman.sh "
+    -- docker-compose.yml has no default JWT_SECRET: compose refuses to start without one
+    compose = ("JWT_SECRET=%q MOONKEEP_PORT=%d MAILPIT_PORT=%d MAIL_DIR=%q podman-compose --podman-path tools/podman.sh "
                .. "-p %s -f docker-compose.yml -f docker-compose.offline.yml"):format(
-      port, util.free_port(), work .. "/mail", project)
+      os.getenv("JWT_SECRET") or "compose-spec-secret-compose-spec-secret-0123456789", port, util.free_port(),
+      work .. "/mail", project)
     target = engine.endpoint(port, ("http://localhost:%d"):format(port))
     local code, out = util.sh(compose .. " up -d")
     assert(code == 0, up_log("podman-compose up", out))

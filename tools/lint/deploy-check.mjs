@@ -2,7 +2,7 @@
 // schema checks, each a rule named after the failure it prevents on a real
 // deploy (issue 13; deploy/README.md, "What the checks guard"). The
 // template and the release workflow are read as data.
-//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER]]]]
+//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER [README [COMPOSE]]]]]]
 // Prints "file: rule: message" per finding; exits 1 if there is one.
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -203,12 +203,36 @@ Object.assign(RULES, {
   },
 });
 
+Object.assign(RULES, {
+  // deploy/README.md walks an operator through the setup by hand: the
+  // values it gives must be the template's.
+  "docs-agree"(t, _w, err, { readme }) {
+    for (const [name, r] of Object.entries(t.Resources ?? {})) {
+      if (r.Type !== "AWS::ElasticLoadBalancingV2::TargetGroup") continue;
+      const attr = (r.Properties?.TargetGroupAttributes ?? []).find((a) => a.Key === "deregistration_delay.timeout_seconds");
+      const documented = readme.match(/deregistration_delay\.timeout_seconds=(\d+)/)?.[1];
+      if (attr && documented !== String(attr.Value))
+        err("readme", `says deregistration_delay.timeout_seconds=${documented}; ${name} in the template has ${attr.Value}`);
+    }
+  },
+
+  // docker-compose.yml is read by anyone: a JWT key in it signs tokens
+  // anyone can forge. It must come from the environment, with no default.
+  "compose-secret"(_t, _w, err, { compose }) {
+    for (const [name, svc] of Object.entries(compose.services ?? {})) {
+      const v = svc.environment?.JWT_SECRET;
+      if (v !== undefined && !/^\$\{JWT_SECRET:?\?[^}]*\}$/.test(String(v)))
+        err("compose", `service ${name} gives JWT_SECRET as ${v}: require it from the environment (\${JWT_SECRET:?...}), with no default`);
+    }
+  },
+});
+
 export function check(texts, files) {
   const findings = [];
   const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
   const w = yaml.load(texts.workflow);
   const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer,
-                  rootFiles: texts.rootFiles ?? [] };
+                  rootFiles: texts.rootFiles ?? [], readme: texts.readme, compose: yaml.load(texts.compose) };
   for (const [rule, fn] of Object.entries(RULES)) {
     fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`), extra);
   }
@@ -221,6 +245,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     workflow: process.argv[3] ?? ".github/workflows/release.yml",
     taskDefinition: process.argv[4] ?? "deploy/ecs/task-definition.json",
     renderer: process.argv[5] ?? "tools/render-task-definition.sh",
+    readme: process.argv[6] ?? "deploy/README.md",
+    compose: process.argv[7] ?? "docker-compose.yml",
   };
   const texts = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, "utf8")]));
   texts.rootFiles = readdirSync(".");
