@@ -30,17 +30,18 @@ TASK_MEMORY=$(output TaskMemory)
 TASK_ROLE_ARN=$(output TaskRoleArn)
 TASK_EXECUTION_ROLE_ARN=$(output TaskExecutionRoleArn)
 LOG_GROUP=$(output LogGroupName)
+TRUSTED_PROXIES=$(output TrustedProxies)
 PUBLIC_URL=$(output ServiceUrl)
 MAIL_FROM=$(output MailFrom)
 FIREHOSE_STREAM=$(output LogDeliveryStreamName)
 JWT_SECRET_ARN=$(output JwtSecretArn)
 DATABASE_URL_ARN=$(output DatabaseUrlSecretArn)
 MAIL_URL_ARN=$(output MailUrlSecretArn)
-export AWS_REGION IMAGE TASK_FAMILY TASK_CPU TASK_MEMORY TASK_ROLE_ARN TASK_EXECUTION_ROLE_ARN LOG_GROUP \
+export AWS_REGION IMAGE TASK_FAMILY TASK_CPU TASK_MEMORY TASK_ROLE_ARN TASK_EXECUTION_ROLE_ARN LOG_GROUP TRUSTED_PROXIES \
   PUBLIC_URL MAIL_FROM FIREHOSE_STREAM JWT_SECRET_ARN DATABASE_URL_ARN MAIL_URL_ARN
 # Only these names are replaced; any other ${...} is left and caught below.
 # shellcheck disable=SC2016 # the list is for envsubst, not for the shell
-names='${AWS_REGION} ${IMAGE} ${TASK_FAMILY} ${TASK_CPU} ${TASK_MEMORY} ${TASK_ROLE_ARN} ${TASK_EXECUTION_ROLE_ARN} ${LOG_GROUP} ${PUBLIC_URL} ${MAIL_FROM} ${FIREHOSE_STREAM} ${JWT_SECRET_ARN} ${DATABASE_URL_ARN} ${MAIL_URL_ARN}'
+names='${AWS_REGION} ${IMAGE} ${TASK_FAMILY} ${TASK_CPU} ${TASK_MEMORY} ${TASK_ROLE_ARN} ${TASK_EXECUTION_ROLE_ARN} ${LOG_GROUP} ${TRUSTED_PROXIES} ${PUBLIC_URL} ${MAIL_FROM} ${FIREHOSE_STREAM} ${JWT_SECRET_ARN} ${DATABASE_URL_ARN} ${MAIL_URL_ARN}'
 envsubst "$names" <"$template" \
   | jq --arg image "$image" --arg name "$container" \
       '(.containerDefinitions[] | select(.name == $name) | .image) = $image' >"$out"

@@ -19,7 +19,7 @@ local OUTPUTS = {
   TaskDefinitionFamily = STACK, TaskCpu = "2048", TaskMemory = "4096",
   TaskRoleArn = "arn:aws-cn:iam::210987654321:role/" .. STACK .. "-task",
   TaskExecutionRoleArn = "arn:aws-cn:iam::210987654321:role/" .. STACK .. "-task-execution",
-  LogGroupName = "/ecs/" .. STACK, ServiceUrl = "https://staging.example.com",
+  LogGroupName = "/ecs/" .. STACK, ServiceUrl = "https://staging.example.com", TrustedProxies = "10.20.0.0/16",
   MailFrom = "moonkeep staging <no-reply@staging.example.com>", LogDeliveryStreamName = STACK .. "-logs",
   JwtSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/jwt-AbCdEf"),
   DatabaseUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/database-url-AbCdEf"),

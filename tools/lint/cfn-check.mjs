@@ -173,6 +173,15 @@ export function check(text, file) {
     }
   };
 
+  // Properties the pinned specification (117.0.0, the last the package
+  // shipped) still marks required that CloudFormation has since made
+  // optional, each with where that is said.
+  const NO_LONGER_REQUIRED = new Set([
+    // CloudFormation User Guide, AWS::ApplicationAutoScaling::ScalableTarget:
+    // "RoleARN ... Required: No" (the service-linked role is used without it)
+    "AWS::ApplicationAutoScaling::ScalableTarget.RoleARN",
+  ]);
+
   // Checks a value against a property specification (spec entry `ps`).
   const propType = (resType, name) => spec.PropertyTypes[`${resType}.${name}`] || spec.PropertyTypes[name];
   const checkProps = (obj, props, resType, path) => {
@@ -184,7 +193,8 @@ export function check(text, file) {
       checkValue(v, ps, resType, `${path}.${k}`);
     }
     for (const [k, ps] of Object.entries(props)) {
-      if (ps.Required && !(k in obj)) err(path, `required property ${k} is missing`);
+      if (ps.Required && !(k in obj) && !NO_LONGER_REQUIRED.has(`${resType}.${k}`))
+        err(path, `required property ${k} is missing`);
     }
   };
   const checkValue = (v, ps, resType, path) => {

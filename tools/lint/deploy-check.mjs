@@ -2,7 +2,8 @@
 // schema checks, each a rule named after the failure it prevents on a real
 // deploy (issue 13; deploy/README.md, "What the checks guard"). The
 // template and the release workflow are read as data.
-//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER [README [COMPOSE]]]]]]
+//   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER [README [COMPOSE
+//                                    [STACK_README]]]]]]]
 // Prints "file: rule: message" per finding; exits 1 if there is one.
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -227,12 +228,85 @@ Object.assign(RULES, {
   },
 });
 
+Object.assign(RULES, {
+  // Behind a load balancer every socket peer is the balancer: moonkeep
+  // must be told which peers may speak for the client (TRUSTED_PROXIES),
+  // in the stack's task definition and in the released one.
+  "client-behind-alb"(t, _w, err, { taskDefinition: td }) {
+    const hasAlb = Object.values(t.Resources ?? {}).some((r) => r.Type === "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    if (!hasAlb) return;
+    const released = (td.containerDefinitions?.[0]?.environment ?? []).some((e) => e.name === "TRUSTED_PROXIES" && e.value);
+    if (!released) err("taskDefinition", "no TRUSTED_PROXIES: behind the load balancer all clients would share its address");
+    for (const [name, r] of Object.entries(t.Resources ?? {})) {
+      if (r.Type !== "AWS::ECS::TaskDefinition") continue;
+      const env = r.Properties?.ContainerDefinitions?.[0]?.Environment ?? [];
+      if (!env.some((e) => e.Name === "TRUSTED_PROXIES")) err("template", `${name} sets no TRUSTED_PROXIES`);
+    }
+  },
+});
+
+Object.assign(RULES, {
+  // The Application Auto Scaling target uses the service-linked role by
+  // itself; an ARN written out breaks in another partition.
+  "no-fixed-role-arn"(t, _w, err) {
+    for (const [name, r] of Object.entries(t.Resources ?? {})) {
+      if (r.Type === "AWS::ApplicationAutoScaling::ScalableTarget" && r.Properties?.RoleARN !== undefined)
+        err("template", `${name} names a RoleARN: leave it out, the service-linked role is used`);
+    }
+  },
+
+  // The first-deployment recipe creates the stack before any image of
+  // moonkeep exists: no task may start then (a minimum capacity above the
+  // desired count of 0 starts the placeholder, which crash-loops).
+  "first-deploy-no-tasks"(t, _w, err, { stackReadme }) {
+    const recipe = stackReadme.match(/--parameter-overrides[\s\S]*?```/)?.[0] ?? "";
+    const desired = recipe.match(/DesiredCount=(\d+)/)?.[1];
+    const min = recipe.match(/MinCapacity=(\d+)/)?.[1];
+    if (desired === "0" && min !== "0") err("stackReadme", `the first deployment sets DesiredCount=0 but MinCapacity=${min}`);
+    const minValue = t.Parameters?.MinCapacity?.MinValue;
+    if (min === "0" && minValue !== undefined && minValue > 0) err("template", `MinCapacity's MinValue ${minValue} refuses the first deployment's 0`);
+  },
+});
+
+Object.assign(RULES, {
+  // A port the tasks serve (METRICS_PORT) is reachable from somewhere: an
+  // ingress rule on the tasks' security group for it, even if conditional.
+  "metrics-reachable"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    const ports = new Set();
+    for (const r of Object.values(resources)) {
+      if (r.Type !== "AWS::ECS::TaskDefinition") continue;
+      for (const c of r.Properties?.ContainerDefinitions ?? [])
+        for (const m of c.PortMappings ?? []) if (m.Name === "metrics") ports.add(m.ContainerPort);
+    }
+    const opened = new Set();
+    for (const r of Object.values(resources)) {
+      const rules = r.Type === "AWS::EC2::SecurityGroup" ? r.Properties?.SecurityGroupIngress ?? []
+        : r.Type === "AWS::EC2::SecurityGroupIngress" ? [r.Properties] : [];
+      for (const rule of rules) for (let p = rule.FromPort; p <= rule.ToPort; p++) opened.add(p);
+    }
+    for (const port of ports) if (!opened.has(port)) err("template", `the tasks serve metrics on ${port}, which no security group rule opens`);
+  },
+
+  // The release role may do what a release does, no more: it pushes to the
+  // encrypted repository and never reads what the key protects.
+  "release-least-privilege"(t, _w, err) {
+    for (const p of t.Resources?.ReleaseRole?.Properties?.Policies ?? []) {
+      for (const st of p.PolicyDocument?.Statement ?? []) {
+        const actions = [].concat(st.Action ?? []);
+        if (actions.includes("kms:Decrypt")) err("template", `ReleaseRole's policy ${p.PolicyName} grants kms:Decrypt, which a release never needs`);
+      }
+    }
+  },
+});
+
 export function check(texts, files) {
   const findings = [];
   const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
   const w = yaml.load(texts.workflow);
   const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer,
-                  rootFiles: texts.rootFiles ?? [], readme: texts.readme, compose: yaml.load(texts.compose) };
+                  rootFiles: texts.rootFiles ?? [], readme: texts.readme, compose: yaml.load(texts.compose),
+                  stackReadme: texts.stackReadme ?? "" };
   for (const [rule, fn] of Object.entries(RULES)) {
     fn(t, w, (which, msg) => findings.push(`${files[which]}: ${rule}: ${msg}`), extra);
   }
@@ -247,6 +321,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     renderer: process.argv[5] ?? "tools/render-task-definition.sh",
     readme: process.argv[6] ?? "deploy/README.md",
     compose: process.argv[7] ?? "docker-compose.yml",
+    stackReadme: process.argv[8] ?? "deploy/cloudformation/README.md",
   };
   const texts = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, "utf8")]));
   texts.rootFiles = readdirSync(".");
