@@ -300,6 +300,43 @@ Object.assign(RULES, {
   },
 });
 
+// What an operator of the service expects to be told about: namespace and
+// metric of each alarm the template must have.
+const EXPECTED_ALARMS = [
+  ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"], ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count"],
+  ["AWS/ApplicationELB", "UnHealthyHostCount"], ["AWS/RDS", "CPUUtilization"], ["AWS/RDS", "FreeStorageSpace"],
+  ["AWS/RDS", "DatabaseConnections"], ["AWS/Firehose", "DeliveryToAmazonOpenSearchService.Success"],
+  ["AWS/ES", "ClusterStatus.red"],
+];
+
+Object.assign(RULES, {
+  // Each failure an operator must hear of has an alarm that notifies.
+  "alarms-cover"(t, _w, err) {
+    const alarms = Object.values(t.Resources ?? {}).filter((r) => r.Type === "AWS::CloudWatch::Alarm");
+    for (const [ns, metric] of EXPECTED_ALARMS) {
+      const a = alarms.find((r) => r.Properties?.Namespace === ns && r.Properties?.MetricName === metric);
+      if (!a) err("template", `no alarm on ${ns} ${metric}`);
+      else if (!(a.Properties.AlarmActions ?? []).length) err("template", `the alarm on ${metric} notifies nobody`);
+    }
+  },
+
+  // A web ACL with a per-address rate limit scoped to /auth/ sits on the
+  // load balancer.
+  "web-acl-on-auth"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    const acls = Object.entries(resources).filter(([, r]) => r.Type === "AWS::WAFv2::WebACL" &&
+      (r.Properties?.Rules ?? []).some((rule) => {
+        const rb = rule.Statement?.RateBasedStatement;
+        return rb && JSON.stringify(rb.ScopeDownStatement ?? {}).includes("/auth/");
+      }));
+    if (acls.length === 0) return err("template", "no WAF web ACL with a rate-based rule on /auth/");
+    const lb = Object.entries(resources).find(([, r]) => r.Type === "AWS::ElasticLoadBalancingV2::LoadBalancer")?.[0];
+    const associated = Object.values(resources).some((r) => r.Type === "AWS::WAFv2::WebACLAssociation" &&
+      references(r.Properties?.ResourceArn).has(lb) && acls.some(([name]) => references(r.Properties?.WebACLArn).has(name)));
+    if (!associated) err("template", `the web ACL is not associated with ${lb}`);
+  },
+});
+
 export function check(texts, files) {
   const findings = [];
   const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
