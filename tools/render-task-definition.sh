@@ -20,28 +20,34 @@ output() {
   printf '%s' "$value"
 }
 
-AWS_REGION=${AWS_REGION:?set AWS_REGION}
+export AWS_REGION=${AWS_REGION:?set AWS_REGION} IMAGE=$image
 # Every value the stack owns comes from its outputs: the names carry the
 # stack's name, the ARNs its partition, and the size its parameters.
-IMAGE=$image
-TASK_FAMILY=$(output TaskDefinitionFamily)
-TASK_CPU=$(output TaskCpu)
-TASK_MEMORY=$(output TaskMemory)
-TASK_ROLE_ARN=$(output TaskRoleArn)
-TASK_EXECUTION_ROLE_ARN=$(output TaskExecutionRoleArn)
-LOG_GROUP=$(output LogGroupName)
-TRUSTED_PROXIES=$(output TrustedProxies)
-PUBLIC_URL=$(output ServiceUrl)
-MAIL_FROM=$(output MailFrom)
-FIREHOSE_STREAM=$(output LogDeliveryStreamName)
-JWT_SECRET_ARN=$(output JwtSecretArn)
-DATABASE_URL_ARN=$(output DatabaseUrlSecretArn)
-MAIL_URL_ARN=$(output MailUrlSecretArn)
-export AWS_REGION IMAGE TASK_FAMILY TASK_CPU TASK_MEMORY TASK_ROLE_ARN TASK_EXECUTION_ROLE_ARN LOG_GROUP TRUSTED_PROXIES \
-  PUBLIC_URL MAIL_FROM FIREHOSE_STREAM JWT_SECRET_ARN DATABASE_URL_ARN MAIL_URL_ARN
+# placeholder               stack output
+stack_owned='
+TASK_FAMILY                 TaskDefinitionFamily
+TASK_CPU                    TaskCpu
+TASK_MEMORY                 TaskMemory
+TASK_ROLE_ARN               TaskRoleArn
+TASK_EXECUTION_ROLE_ARN     TaskExecutionRoleArn
+LOG_GROUP                   LogGroupName
+TRUSTED_PROXIES             TrustedProxies
+PUBLIC_URL                  ServiceUrl
+MAIL_FROM                   MailFrom
+FIREHOSE_STREAM             LogDeliveryStreamName
+JWT_SECRET_ARN              JwtSecretArn
+DATABASE_URL_ARN            DatabaseUrlSecretArn
+MAIL_URL_ARN                MailUrlSecretArn
+'
 # Only these names are replaced; any other ${...} is left and caught below.
 # shellcheck disable=SC2016 # the list is for envsubst, not for the shell
-names='${AWS_REGION} ${IMAGE} ${TASK_FAMILY} ${TASK_CPU} ${TASK_MEMORY} ${TASK_ROLE_ARN} ${TASK_EXECUTION_ROLE_ARN} ${LOG_GROUP} ${TRUSTED_PROXIES} ${PUBLIC_URL} ${MAIL_FROM} ${FIREHOSE_STREAM} ${JWT_SECRET_ARN} ${DATABASE_URL_ARN} ${MAIL_URL_ARN}'
+names='${AWS_REGION} ${IMAGE}'
+while read -r var key; do
+  [ -n "$var" ] || continue
+  value=$(output "$key")
+  export "$var=$value"
+  names+=" \${$var}"
+done <<<"$stack_owned"
 envsubst "$names" <"$template" \
   | jq --arg image "$image" --arg name "$container" \
       '(.containerDefinitions[] | select(.name == $name) | .image) = $image' >"$out"

@@ -183,13 +183,17 @@ Object.assign(RULES, {
     }
     const text = JSON.stringify(td);
     if (/arn:aws:/.test(text)) err("taskDefinition", "an ARN with a fixed partition (arn:aws:): take it from the stack's outputs");
+    // the renderer's table: "PLACEHOLDER  OutputKey" lines in stack_owned,
+    // plus what it sets itself in names=
+    const table = [...(renderer.match(/^stack_owned='([^']*)'/m)?.[1] ?? "").matchAll(/^([A-Z_]+)\s+([A-Za-z0-9]+)$/gm)];
     const filled = new Set([...(renderer.match(/^names='([^']*)'/m)?.[1] ?? "").matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]));
+    for (const [, name] of table) filled.add(name);
     for (const m of text.matchAll(/\$\{([A-Z_]+)\}/g)) {
       if (!filled.has(m[1])) err("renderer", `the task definition's \${${m[1]}} is not among the names the renderer fills`);
     }
     const outputs = new Set(Object.keys(t.Outputs ?? {}));
-    for (const m of renderer.matchAll(/\$\(output ([A-Za-z0-9]+)\)/g)) {
-      if (!outputs.has(m[1])) err("renderer", `reads the stack output ${m[1]}, which the template does not have`);
+    for (const [, , key] of table) {
+      if (!outputs.has(key)) err("renderer", `reads the stack output ${key}, which the template does not have`);
     }
   },
 });
