@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+
+#include <event2/keyvalq_struct.h>
 
 /* An address (IPv4, IPv6, an IPv4-mapped IPv6 taken as IPv4), optionally
  * in brackets, of `len` bytes at s. Returns 1 and fills family/addr, or 0. */
@@ -93,17 +96,26 @@ static void format_addr(int family, const unsigned char addr[16], char *buf)
     if (inet_ntop(family, addr, buf, HOST_CLIENT_ADDR_LEN) == NULL) buf[0] = '\0';
 }
 
-const char *host_client_addr(const struct trusted_proxies *trusted, const char *peer, const char *const *forwarded,
-                             int n, char *buf)
+const char *host_client_addr(const struct trusted_proxies *trusted, const char *peer,
+                             const struct evkeyvalq *headers, char *buf)
 {
+    enum { MAX_FORWARDED = 8 };
     int family;
     unsigned char addr[16];
-    if (peer == NULL || !parse_addr(peer, strlen(peer), &family, addr)) {
+    /* no proxy trusted (the default): the peer as evhttp gives it */
+    if (trusted->n == 0 || peer == NULL || !parse_addr(peer, strlen(peer), &family, addr)) {
         snprintf(buf, HOST_CLIENT_ADDR_LEN, "%s", peer ? peer : "");
         return buf;
     }
     format_addr(family, addr, buf);
     if (!is_trusted(trusted, family, addr)) return buf;
+    const char *forwarded[MAX_FORWARDED]; /* the last MAX_FORWARDED headers */
+    int n = 0;
+    for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
+        if (!strcasecmp(h->key, "X-Forwarded-For")) {
+            if (n == MAX_FORWARDED) memmove(forwarded, forwarded + 1, sizeof forwarded[0] * --n);
+            forwarded[n++] = h->value;
+        }
     /* buf holds the last trusted hop; each entry to the left replaces it */
     for (int h = n - 1; h >= 0; h--) {
         const char *value = forwarded[h];

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+struct evkeyvalq;
+
 #define HOST_TRUSTED_PROXIES_MAX 64
 /* Room for any address host_client_addr writes (INET6_ADDRSTRLEN). */
 #define HOST_CLIENT_ADDR_LEN 46
@@ -28,12 +30,12 @@ struct trusted_proxies {
 int host_trusted_proxies_parse(const char *list, struct trusted_proxies *out, char *err, size_t errlen);
 
 /* The client's address, written into buf (HOST_CLIENT_ADDR_LEN bytes):
- * `peer` itself unless it is a trusted proxy; then, walking the
- * X-Forwarded-For values right to left (`forwarded`, n of them, in the
- * order the headers came), the first address that is not a trusted proxy,
- * or the left-most one when all are. An entry that is not an address ends
- * the walk at the last trusted hop. Returns buf. */
-const char *host_client_addr(const struct trusted_proxies *trusted, const char *peer, const char *const *forwarded,
-                             int n, char *buf);
+ * `peer` itself unless it is a trusted proxy; then, walking the request's
+ * X-Forwarded-For headers right to left (the last header first), the first
+ * address that is not a trusted proxy, or the left-most one when all are.
+ * An entry that is not an address ends the walk at the last trusted hop.
+ * The headers are not looked at unless the peer is trusted. Returns buf. */
+const char *host_client_addr(const struct trusted_proxies *trusted, const char *peer,
+                             const struct evkeyvalq *headers, char *buf);
 
 #endif

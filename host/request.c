@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -103,27 +102,8 @@ static void request_parts(struct http_request *hr, struct request_parts *p)
     p->body = p->body_len ? (const char *)evbuffer_pullup(body, -1) : NULL;
     p->request_id = hr->task.request_id;
     p->remote_addr = addr;
-    p->client_addr = hr->client_addr;
-}
-
-/* The client's address into hr->client_addr: X-Forwarded-For is read only
- * when the peer is a trusted proxy (client_addr.h). */
-static void find_client(struct http_request *hr)
-{
-    enum { MAX_FORWARDED = 8 };
-    struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
-    char *peer = NULL;
-    ev_uint16_t port = 0;
-    if (conn) evhttp_connection_get_peer(conn, &peer, &port);
-    const char *forwarded[MAX_FORWARDED];
-    int n = 0;
-    const struct evkeyvalq *headers = evhttp_request_get_input_headers(hr->req);
-    for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
-        if (!strcasecmp(h->key, "X-Forwarded-For")) {
-            if (n == MAX_FORWARDED) memmove(forwarded, forwarded + 1, sizeof forwarded[0] * --n);
-            forwarded[n++] = h->value;
-        }
-    host_client_addr(&hr->worker->cfg->trusted_proxies, peer, forwarded, n, hr->client_addr);
+    /* the access line and the scripts' budget use it (client_addr.h) */
+    p->client_addr = host_client_addr(&hr->worker->cfg->trusted_proxies, addr, p->headers, hr->client_addr);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -378,7 +358,6 @@ void host_request_cb(struct evhttp_request *req, void *arg)
     else
         new_request_id(hr->task.request_id);
 
-    find_client(hr);
     /* A head refused here says nothing trustworthy about where the next
      * request starts: the connection closes with the answer. */
     request_parts(hr, &parts);

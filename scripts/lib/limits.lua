@@ -33,11 +33,16 @@ local MSG_LOGIN = "too many failed logins for this email address; try again late
 local MSG_MAIL = "too many emails sent to this address; try again later"
 local MSG_CLIENT = "too many password attempts from this address; try again later"
 
+-- The decision on a count: true, or nil and the 429.
+local function within(count, retry_after, limit, msg)
+  if count > limit then return nil, http.rate_limited(retry_after, msg) end
+  return true
+end
+
 local function hit(kind, key, window, limit, msg)
   local count, retry_after = store:rate_hit(kind, key, window)
   if not count then return nil, retry_after end
-  if count > limit then return nil, http.rate_limited(retry_after, msg) end
-  return true
+  return within(count, retry_after, limit, msg)
 end
 
 -- Counts an attempt to prove the password of `email` (a login, a
@@ -69,15 +74,14 @@ function limits.mail(kind, email)
              config.mail_rate_limit, MSG_MAIL)
 end
 
--- The rate_limits kind of `kind`'s mails, and the response for a count
--- past the limit (for store:mail_request, which counts in its own statement).
+-- The rate_limits kind of `kind`'s mails, and the decision on a count that
+-- store:mail_request made in its own statement (true, or nil and the 429).
 function limits.mail_kind(kind)
   return assert(MAIL_KIND[kind], "unknown mail kind")
 end
 
-function limits.mail_limited(count, retry_after)
-  if count > config.mail_rate_limit then return http.rate_limited(retry_after, MSG_MAIL) end
-  return nil
+function limits.mail_counted(count, retry_after)
+  return within(count, retry_after, config.mail_rate_limit, MSG_MAIL)
 end
 
 -- Counts one password-hashing request made without a token from the

@@ -39,6 +39,14 @@ local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
 
+-- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
+-- window older than that starts again at 1); returns count, retry_after.
+local RATE_HIT = "INSERT INTO rate_limits AS r (kind, key, window_start, count) VALUES ($1::text, $2::text, now(), 1)"
+  .. " ON CONFLICT (kind, key) DO UPDATE SET"
+  .. " window_start = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN now() ELSE r.window_start END,"
+  .. " count = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN 1 ELSE r.count + 1 END"
+  .. " RETURNING r.count, ceil(extract(epoch FROM r.window_start + " .. secs("$3") .. " - now()))::integer AS retry_after"
+
 local SQL = {
   -- admins
   -- Emails arrive in their canonical form (validate.email) and are compared
@@ -111,13 +119,7 @@ local SQL = {
 
   -- rate limits: a fixed window per (kind, key), counted in the database so
   -- that every worker and replica sees the same count
-  rate_hit = "INSERT INTO rate_limits AS r (kind, key, window_start, count) VALUES ($1::text, $2::text, now(), 1)"
-    .. " ON CONFLICT (kind, key) DO UPDATE SET"
-    .. " window_start = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN now() ELSE r.window_start END,"
-    .. " count = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN 1 ELSE r.count + 1 END"
-    .. " RETURNING r.count, ceil(extract(epoch FROM r.window_start + " .. secs("$3") .. " - now()))::integer AS retry_after",
-  rate_count = "SELECT count, ceil(extract(epoch FROM window_start + " .. secs("$3") .. " - now()))::integer AS retry_after"
-    .. " FROM rate_limits WHERE kind = $1::text AND key = $2::text AND window_start > now() - " .. secs("$3"),
+  rate_hit = RATE_HIT,
   rate_clear = "DELETE FROM rate_limits WHERE kind = $1::text AND key = $2::text",
   rate_take_back = "UPDATE rate_limits SET count = count - 1 WHERE kind = $1::text AND key = $2::text AND count > 0",
   -- A mail asked for by address (reset, confirmation resend), in one
@@ -127,11 +129,7 @@ local SQL = {
   -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
   -- kind, $5 hash, $6 ttl). The row: count, retry_after, and the admin's
   -- id, email and name when a token was stored.
-  mail_request = "WITH hit AS (INSERT INTO rate_limits AS r (kind, key, window_start, count)"
-    .. " VALUES ($1::text, $2::text, now(), 1) ON CONFLICT (kind, key) DO UPDATE SET"
-    .. " window_start = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN now() ELSE r.window_start END,"
-    .. " count = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN 1 ELSE r.count + 1 END"
-    .. " RETURNING r.count, ceil(extract(epoch FROM r.window_start + " .. secs("$3") .. " - now()))::integer AS retry_after),"
+  mail_request = "WITH hit AS (" .. RATE_HIT .. "),"
     .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
     .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
     .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
@@ -400,14 +398,6 @@ end
 function Store:rate_hit(kind, key, window)
   local row, err = self:one("rate_hit", kind, key, window)
   if err then return nil, err end
-  return row.count, row.retry_after
-end
-
--- The count in the current window (0 when none), seconds until it ends.
-function Store:rate_count(kind, key, window)
-  local row, err = self:one("rate_count", kind, key, window)
-  if err then return nil, err end
-  if not row then return 0, 0 end
   return row.count, row.retry_after
 end
 

@@ -165,8 +165,8 @@ local function mail_link_to_address(req, kind, ttl)
   local count, retry_after, admin = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
                                                       kind, token_hash, ttl, config.mail_rate_limit)
   if not count then return retry_after end -- the store's error response
-  local limited = limits.mail_limited(count, retry_after)
-  if limited then return limited end
+  local ok, limited = limits.mail_counted(count, retry_after)
+  if not ok then return limited end
   if admin then mails.send(kind, admin.email, admin.name, token, ttl) end
   return http.accepted()
 end

@@ -189,12 +189,7 @@ local function load_lines(load)
   return lines
 end
 
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) / 2] end
-  return (xs[n / 2] + xs[n / 2 + 1]) / 2
-end
+local median = util.median
 
 local function with_asan(extra)
   local base = os.getenv("ASAN_OPTIONS")

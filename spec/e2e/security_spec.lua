@@ -15,12 +15,6 @@ local socket = require "socket"
 
 local bearer = api.bearer
 
-local function median(list)
-  local copy = {}
-  for i, v in ipairs(list) do copy[i] = v end
-  table.sort(copy)
-  return copy[math.floor((#copy + 1) / 2)]
-end
 
 -- n copies of one request at once (curl processes): the statuses, sorted.
 local function burst(srv, n, method, path, json)
@@ -152,7 +146,7 @@ describe("security:", function()
       unknown_t[i] = socket.gettime() - t0
       assert.equal(202, res.status, res.body)
     end
-    local mk, mu = median(known_t), median(unknown_t)
+    local mk, mu = util.median(known_t), util.median(unknown_t)
     local ratio = mu / mk
     print(("\n  reset request timing over 24 tries: known address median %.2f ms, unknown %.2f ms, ratio %.3f")
       :format(mk * 1000, mu * 1000, ratio))

@@ -419,13 +419,6 @@ function S.rate_hit(self, st, kind, key, window)
   return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
 end
 
-function S.rate_count(self, st, kind, key, window)
-  local now = self:now()
-  local r = st.rates[rate_key(kind, key)]
-  if not r or r.window_start <= now - window then return rows({}) end
-  return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
-end
-
 function S.rate_take_back(_, st, kind, key)
   local r = st.rates[rate_key(kind, key)]
   if not r or r.count <= 0 then return rows({}, 0) end

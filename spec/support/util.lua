@@ -94,6 +94,14 @@ function util.sh(cmd)
   return code, (out:gsub("exit=%d+%s*$", ""))
 end
 
+-- The median of a list of numbers (sorts the list).
+function util.median(xs)
+  table.sort(xs)
+  local n = #xs
+  if n % 2 == 1 then return xs[(n + 1) / 2] end
+  return (xs[n / 2] + xs[n / 2 + 1]) / 2
+end
+
 -- SIGTERM to a child started by util.spawn, and reaps it.
 function util.stop(pid)
   signal.kill(pid, signal.SIGTERM)
