@@ -6,7 +6,7 @@
 #include <lualib.h>
 #include <sodium.h>
 
-#include "bindings.h"
+#include "lua/bindings.h"
 
 #ifndef MOONKEEP_ROOT
 #define MOONKEEP_ROOT "."
@@ -36,7 +36,7 @@ lua_State *fuzz_vm(void)
 #define HOST_MODULE(id, open) \
     lua_pushcfunction(L, open); \
     lua_setfield(L, -2, "host." #id);
-#include "modules.h"
+#include "lua/modules.h"
 #undef HOST_MODULE
     lua_pop(L, 2);
     return L;

@@ -6,7 +6,7 @@
 #include <sodium.h>
 #include <lua.h>
 
-#include "../bindings.h"
+#include "lua/bindings.h"
 
 #define HOST_MODULE(id, open)                    \
     int luaopen_host_##id(lua_State *L);         \
@@ -15,5 +15,5 @@
         if (sodium_init() < 0) return 0;         \
         return open(L);                          \
     }
-#include "../modules.h"
+#include "lua/modules.h"
 #undef HOST_MODULE

@@ -1,0 +1,159 @@
+/* vm.c — building, checking and closing script generations. Owns each
+ * generation's lua_State; it is closed when the last reference goes. */
+#include "lua/vm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "lua/bindings.h"
+#include "lua/info.h"
+#include "base/log.h"
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+int host_vm_pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen)
+{
+    int base = lua_gettop(L) - nargs; /* the function's slot */
+    lua_pushcfunction(L, traceback_handler);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
+        lua_pop(L, 1);
+    }
+    lua_remove(L, base); /* the handler */
+    return rc;
+}
+
+static void register_preloads(lua_State *L, const struct generation *gen)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+#define HOST_MODULE(id, open) \
+    lua_pushcfunction(L, open); \
+    lua_setfield(L, -2, "host." #id);
+#include "lua/modules.h"
+#undef HOST_MODULE
+    lua_pushinteger(L, (lua_Integer)gen->id);
+    lua_pushstring(L, gen->digest);
+    lua_pushcclosure(L, host_info_open, 2);
+    lua_setfield(L, -2, "host.info");
+    lua_pop(L, 2);
+}
+
+static void set_package_path(lua_State *L, const char *dir)
+{
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+/* `make coverage`: MOONKEEP_LUA_COVERAGE names a Lua file (the line counter
+ * spec/support/coverage.lua) that runs in every new VM before app.lua, given
+ * the VM's scripts folder. Unset in production. Returns 0 or -1 with err. */
+static int load_coverage_hook(lua_State *L, const char *scripts_dir, char *err, size_t errlen)
+{
+    const char *hook = getenv("MOONKEEP_LUA_COVERAGE"); /* Flawfinder: ignore (a path the operator sets, only read) */
+    if (hook == NULL || hook[0] == '\0') return 0;
+    if (luaL_loadfile(L, hook) != 0) {
+        snprintf(err, errlen, "MOONKEEP_LUA_COVERAGE: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pushstring(L, scripts_dir);
+    return host_vm_pcall(L, 1, 0, err, errlen) == 0 ? 0 : -1;
+}
+
+/* Keeps the error itself (file:line: message; a syntax error from require
+ * spans two lines) and drops the traceback below it. */
+static void drop_traceback(char *s)
+{
+    char *tb = strstr(s, "\nstack traceback:");
+    if (tb) *tb = '\0';
+}
+
+struct generation *host_generation_load(const char *scripts_dir, unsigned long id, const char *digest,
+                                        char *err, size_t errlen)
+{
+    struct generation *gen = calloc(1, sizeof *gen);
+    lua_State *L = luaL_newstate();
+    if (gen == NULL || L == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    gen->id = id;
+    snprintf(gen->digest, sizeof gen->digest, "%s", digest ? digest : "");
+    luaL_openlibs(L);
+    /* print would write plain text into the JSON log stream */
+    lua_pushcfunction(L, host_log_print);
+    lua_setglobal(L, "print");
+    set_package_path(L, scripts_dir);
+    register_preloads(L, gen);
+    if (load_coverage_hook(L, scripts_dir, err, errlen) != 0) goto fail;
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "app");
+    if (host_vm_pcall(L, 1, 1, err, errlen) != 0) {
+        drop_traceback(err);
+        goto fail;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s/app.lua: must return a table with handle(req)", scripts_dir);
+        goto fail;
+    }
+    lua_getfield(L, -1, "handle");
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen, "%s/app.lua: app.handle is not a function", scripts_dir);
+        goto fail;
+    }
+    gen->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "self_check");
+    if (lua_isfunction(L, -1)) {
+        if (host_vm_pcall(L, 0, 2, err, errlen) != 0) {
+            drop_traceback(err);
+            goto fail;
+        }
+        if (!lua_toboolean(L, -2)) {
+            snprintf(err, errlen, "self-check failed: %s",
+                     lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no reason given)");
+            goto fail;
+        }
+        lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1); /* app */
+    gen->L = L;
+    gen->refs = 1;
+    return gen;
+
+fail:
+    if (L) lua_close(L);
+    free(gen);
+    return NULL;
+}
+
+void host_generation_ref(struct generation *gen)
+{
+    gen->refs++;
+}
+
+void host_generation_unref(struct generation *gen)
+{
+    if (--gen->refs > 0) return;
+    struct log_line *line = host_log_begin(LOG_DEBUG, "script generation closed");
+    host_log_int(line, "generation", (int64_t)gen->id);
+    host_log_end(line);
+    lua_close(gen->L);
+    free(gen);
+}

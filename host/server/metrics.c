@@ -1,0 +1,662 @@
+/* metrics.c — the numbers behind /metrics, summed over every worker.
+ *
+ * A scrape reaches one worker, but each worker is a process with its own
+ * memory, so the numbers live in a block the master maps (MAP_SHARED |
+ * MAP_ANONYMOUS) before the first fork and every worker inherits: one slot
+ * per worker index and one for the master. Each slot has a single writer at
+ * a time: the worker running in it, or the master while that worker is
+ * dead (it zeroes the gauges). Any process reads every slot to render.
+ * Values are C11 atomics; counters are updated with relaxed operations
+ * (each is its own number, no order between them is promised). A restarted
+ * worker takes over the slot of the one that died and continues its
+ * counters, so they only go down when the master restarts (which Prometheus
+ * sees as a counter reset).
+ *
+ * Where each number comes from:
+ *   requests, latency    one series per (method, route, status), appended by
+ *                        the worker (host_metrics_request_end, called by
+ *                        request.c) and published with a release store of
+ *                        nseries; the key fields never change afterwards
+ *   in flight            host_metrics_request_begin / _end
+ *   pools, mail,         sampled every second and before each render from
+ *   Firehose             the worker's services (host_db_stats,
+ *                        host_password_stats, host_mail_stats,
+ *                        host_firehose_stats). Their
+ *                        counters start at 0 in each worker process, so the
+ *                        slot adds what the previous worker had published,
+ *                        and only ever raises a published counter. Up to a
+ *                        second of them is lost when a worker dies.
+ *   log lines            a log sink (log.h), in the slot of the process
+ *   restarts, reloads    the master, in the block's header
+ *
+ * Owns: the mapping (the master unmaps it), and in a worker the sample
+ * timer and the evhttp of the METRICS_PORT listener (host_metrics_shutdown
+ * frees them). */
+#include "server/metrics.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <lauxlib.h>
+
+#include "bind/db.h"
+#include "base/firehose.h"
+#include "base/log.h"
+#include "bind/mail.h"
+#include "bind/password.h"
+#include "server/snapshot.h"
+#include "lua/task.h"
+
+#define SERIES_MAX 256          /* (method, route, status) series per slot */
+#define METHOD_MAX 12
+#define UNMATCHED "(unmatched)"
+#define SAMPLE_INTERVAL_US 1000000
+
+/* Upper bounds of the latency histogram's buckets, in seconds. */
+static const double bucket_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBOUNDS (sizeof bucket_bounds / sizeof bucket_bounds[0])
+
+typedef _Atomic uint64_t counter_t;
+typedef _Atomic int64_t gauge_t;
+
+struct series {
+    char method[METHOD_MAX];
+    char route[HOST_TASK_ROUTE_MAX];
+    int status;
+    counter_t count;                /* requests answered */
+    counter_t observed[NBOUNDS + 1];/* timed requests per bucket, not cumulative; last: above every bound */
+    counter_t sum_us;               /* their total latency, microseconds */
+};
+
+struct slot {
+    gauge_t pid;                    /* 0 while no worker runs in the slot */
+    gauge_t in_flight;
+    counter_t untracked;            /* requests answered while `series` was full */
+    gauge_t db_size, db_connected, db_in_use, db_waiting;
+    gauge_t hash_threads, hash_queued, hash_running, hash_memory;
+    counter_t hash_rejected;
+    gauge_t mail_queued, mail_retrying;
+    counter_t mail_sent, mail_failed;
+    counter_t firehose_sent, firehose_failed, firehose_dropped;
+    gauge_t firehose_buffered;
+    counter_t log_lines[4];         /* by enum log_level */
+    _Atomic uint32_t nseries;       /* published entries of `series` */
+    struct series series[SERIES_MAX];
+};
+
+struct block {
+    int workers;                    /* slots[0 .. workers-1]; slots[workers] is the master's */
+    counter_t restarts;             /* workers replaced after dying */
+    counter_t reloads;              /* script generations published after the first */
+    counter_t reload_failures;      /* script changes refused */
+    gauge_t generation;             /* the generation published last */
+    struct slot slots[];
+};
+
+/* ---- process state ------------------------------------------------------ */
+
+static struct block *block;         /* NULL outside a server (CLI, host.so) */
+static size_t block_size;
+static struct slot *self;           /* this process's slot */
+static int is_worker;
+static int metrics_listener = -1;   /* METRICS_PORT socket, the master's */
+static struct {
+    /* what earlier workers of the slot published */
+    uint64_t mail_sent, mail_failed, hash_rejected, firehose_sent, firehose_failed, firehose_dropped;
+} carry;
+static struct event *sample_ev;
+static struct evhttp *metrics_http;
+
+#define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+#define SUB(c, n) atomic_fetch_sub_explicit(&(c), (n), memory_order_relaxed)
+#define GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
+
+/* A counter fed from a sampled total only ever goes up. Single writer. */
+static void raise_to(counter_t *c, uint64_t v)
+{
+    if (v > atomic_load_explicit(c, memory_order_relaxed)) atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static void count_log_line(enum log_level level, const char *line, size_t len, void *arg)
+{
+    (void)line;
+    (void)len;
+    (void)arg;
+    if (self) ADD(self->log_lines[level], 1);
+}
+
+/* ---- master ----------------------------------------------------------------- */
+
+int host_metrics_setup(int workers, int metrics_fd)
+{
+    if (block) return 0;
+    block_size = sizeof *block + (size_t)(workers + 1) * sizeof(struct slot);
+    /* fd -1 is what MAP_ANONYMOUS wants (cppcheck's mmap model does not know) */
+    // cppcheck-suppress invalidFunctionArg
+    void *p = mmap(NULL, block_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        host_log(LOG_ERROR, "cannot map the shared metrics block");
+        return -1;
+    }
+    block = p; /* zero-filled by mmap */
+    block->workers = workers;
+    self = &block->slots[workers];
+    SET(self->pid, (int64_t)getpid());
+    metrics_listener = metrics_fd;
+    host_metrics_scripts_refreshed(0);
+    if (host_log_add_sink(count_log_line, NULL) != 0) host_log(LOG_WARN, "no log sink left: log lines are not counted");
+    return 0;
+}
+
+void host_metrics_teardown(void)
+{
+    if (block && !is_worker) munmap(block, block_size);
+    block = NULL;
+    self = NULL;
+}
+
+static void zero_gauges(struct slot *s)
+{
+    SET(s->in_flight, 0);
+    SET(s->db_size, 0);
+    SET(s->db_connected, 0);
+    SET(s->db_in_use, 0);
+    SET(s->db_waiting, 0);
+    SET(s->hash_threads, 0);
+    SET(s->hash_queued, 0);
+    SET(s->hash_running, 0);
+    SET(s->hash_memory, 0);
+    SET(s->mail_queued, 0);
+    SET(s->mail_retrying, 0);
+    SET(s->firehose_buffered, 0);
+}
+
+void host_metrics_attach(int index)
+{
+    if (block == NULL || index < 0 || index >= block->workers) return;
+    is_worker = 1;
+    self = &block->slots[index];
+    zero_gauges(self);
+    carry.mail_sent = GET(self->mail_sent);
+    carry.mail_failed = GET(self->mail_failed);
+    carry.hash_rejected = GET(self->hash_rejected);
+    carry.firehose_sent = GET(self->firehose_sent);
+    carry.firehose_failed = GET(self->firehose_failed);
+    carry.firehose_dropped = GET(self->firehose_dropped);
+    SET(self->pid, (int64_t)getpid());
+}
+
+void host_metrics_worker_exited(int index, int restarting)
+{
+    if (block == NULL || index < 0 || index >= block->workers) return;
+    struct slot *s = &block->slots[index];
+    SET(s->pid, 0);
+    zero_gauges(s);
+    if (restarting) ADD(block->restarts, 1);
+}
+
+void host_metrics_scripts_refreshed(int outcome)
+{
+    struct snapshot snap;
+    if (block == NULL) return;
+    if (outcome < 0) ADD(block->reload_failures, 1);
+    if (outcome > 0) ADD(block->reloads, 1);
+    if (host_snapshot_current(&snap) == 0) SET(block->generation, (int64_t)snap.id);
+}
+
+/* ---- worker: sampling the services ------------------------------------------ */
+
+static void sample(void)
+{
+    struct host_db_stats db;
+    struct host_password_stats pw;
+    struct host_mail_stats mail;
+    struct host_firehose_stats fh;
+    host_db_stats(&db);
+    host_password_stats(&pw);
+    host_mail_stats(&mail);
+    host_firehose_stats(&fh);
+    SET(self->db_size, db.size);
+    SET(self->db_connected, db.connected);
+    SET(self->db_in_use, db.in_use);
+    SET(self->db_waiting, db.waiting);
+    SET(self->hash_threads, (int64_t)pw.threads);
+    SET(self->hash_queued, (int64_t)pw.queued);
+    SET(self->hash_running, (int64_t)pw.running);
+    SET(self->hash_memory, (int64_t)pw.memory_kept);
+    raise_to(&self->hash_rejected, carry.hash_rejected + pw.rejected);
+    SET(self->mail_queued, (int64_t)mail.queued);
+    SET(self->mail_retrying, (int64_t)mail.retrying);
+    raise_to(&self->mail_sent, carry.mail_sent + mail.sent);
+    raise_to(&self->mail_failed, carry.mail_failed + mail.failed);
+    SET(self->firehose_buffered, (int64_t)fh.buffered);
+    raise_to(&self->firehose_sent, carry.firehose_sent + fh.sent);
+    raise_to(&self->firehose_failed, carry.firehose_failed + fh.failed);
+    raise_to(&self->firehose_dropped, carry.firehose_dropped + fh.dropped);
+}
+
+static void sample_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sample();
+}
+
+/* GET /metrics on the METRICS_PORT listener; anything else is 404. */
+static void metrics_port_cb(struct evhttp_request *req, void *arg)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *body = evbuffer_new();
+    (void)arg;
+    if (body == NULL) {
+        evhttp_send_reply(req, 503, "Service Unavailable", NULL);
+        return;
+    }
+    if (path && strcmp(path, "/metrics") == 0 && host_metrics_render(body) == 0) {
+        evhttp_add_header(out, "Content-Type", HOST_METRICS_CONTENT_TYPE);
+        evhttp_add_header(out, "Cache-Control", "no-store");
+        evhttp_send_reply(req, 200, "OK", body);
+    } else {
+        evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
+        evbuffer_add_printf(body, "not found: this port serves GET /metrics only\n");
+        evhttp_send_reply(req, 404, "Not Found", body);
+    }
+    evbuffer_free(body);
+}
+
+int host_metrics_init(struct event_base *base)
+{
+    static const struct timeval every = {0, SAMPLE_INTERVAL_US};
+    if (!is_worker) return 0;
+    sample_ev = event_new(base, -1, EV_PERSIST, sample_cb, NULL);
+    if (sample_ev == NULL || event_add(sample_ev, &every) != 0) goto fail;
+    if (metrics_listener >= 0) {
+        metrics_http = evhttp_new(base);
+        if (metrics_http == NULL) goto fail;
+        evhttp_set_gencb(metrics_http, metrics_port_cb, NULL);
+        evhttp_set_allowed_methods(metrics_http, EVHTTP_REQ_GET);
+        evhttp_set_max_headers_size(metrics_http, 8192);
+        evhttp_set_max_body_size(metrics_http, 1024);
+        evhttp_set_timeout(metrics_http, 10);
+        if (evhttp_accept_socket_with_handle(metrics_http, metrics_listener) == NULL) goto fail;
+    }
+    return 0;
+fail:
+    host_log(LOG_ERROR, "metrics cannot start (timer or METRICS_PORT server)");
+    host_metrics_shutdown();
+    return -1;
+}
+
+void host_metrics_shutdown(void)
+{
+    if (metrics_http) evhttp_free(metrics_http);
+    metrics_http = NULL;
+    if (sample_ev) event_free(sample_ev);
+    sample_ev = NULL;
+}
+
+/* ---- worker: requests ----------------------------------------------------------- */
+
+static void copy_label(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--; /* not inside a UTF-8 sequence */
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The series of this slot for the key, appended when new; NULL when the
+ * table is full. Only the slot's worker calls this. */
+static struct series *series_for(const char *method, const char *route, int status)
+{
+    char m[METHOD_MAX], r[HOST_TASK_ROUTE_MAX];
+    copy_label(m, sizeof m, method && *method ? method : "UNKNOWN");
+    copy_label(r, sizeof r, route && *route ? route : UNMATCHED);
+    uint32_t n = atomic_load_explicit(&self->nseries, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++) {
+        struct series *s = &self->series[i];
+        if (s->status == status && strcmp(s->route, r) == 0 && strcmp(s->method, m) == 0) return s;
+    }
+    if (n == SERIES_MAX) return NULL;
+    struct series *s = &self->series[n];
+    /* a worker killed half-way through an append may have left bytes here */
+    memcpy(s->method, m, sizeof m);
+    memcpy(s->route, r, sizeof r);
+    s->status = status;
+    SET(s->count, 0);
+    SET(s->sum_us, 0);
+    for (size_t b = 0; b <= NBOUNDS; b++) SET(s->observed[b], 0);
+    atomic_store_explicit(&self->nseries, n + 1, memory_order_release);
+    return s;
+}
+
+void host_metrics_request_begin(void)
+{
+    if (is_worker) ADD(self->in_flight, 1);
+}
+
+void host_metrics_request_end(const char *method, const char *route, int status, double seconds)
+{
+    if (!is_worker) return;
+    SUB(self->in_flight, 1);
+    struct series *s = series_for(method, route, status);
+    if (s == NULL) {
+        ADD(self->untracked, 1);
+        return;
+    }
+    size_t b = 0;
+    if (seconds < 0) seconds = 0;
+    while (b < NBOUNDS && seconds > bucket_bounds[b]) b++;
+    ADD(s->count, 1);
+    ADD(s->observed[b], 1);
+    ADD(s->sum_us, (uint64_t)(seconds * 1e6 + 0.5));
+}
+
+void host_metrics_request_refused(const char *method, int status)
+{
+    if (!is_worker) return;
+    struct series *s = series_for(method, NULL, status);
+    if (s) ADD(s->count, 1);
+    else ADD(self->untracked, 1);
+}
+
+/* ---- rendering ------------------------------------------------------------------- */
+
+/* A series summed over the slots. */
+struct total {
+    const char *method, *route;     /* point into the block: never change once published */
+    int status;
+    uint64_t count, sum_us, observed[NBOUNDS + 1];
+};
+
+static int total_cmp(const void *a, const void *b)
+{
+    const struct total *x = a, *y = b;
+    int c = strcmp(x->route, y->route);
+    if (c == 0) c = strcmp(x->method, y->method);
+    if (c == 0) c = (x->status > y->status) - (x->status < y->status);
+    return c;
+}
+
+/* Label values escaped as the text format wants: \ " and newline. */
+static void add_label_value(struct evbuffer *out, const char *v)
+{
+    evbuffer_add(out, "\"", 1);
+    for (; *v; v++) {
+        if (*v == '\\') evbuffer_add(out, "\\\\", 2);
+        else if (*v == '"') evbuffer_add(out, "\\\"", 2);
+        else if (*v == '\n') evbuffer_add(out, "\\n", 2);
+        else evbuffer_add(out, v, 1);
+    }
+    evbuffer_add(out, "\"", 1);
+}
+
+static void add_head(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void add_int(struct evbuffer *out, const char *name, const char *type, const char *help, int64_t v)
+{
+    add_head(out, name, type, help);
+    evbuffer_add_printf(out, "%s %lld\n", name, (long long)v);
+}
+
+/* Sums a gauge or a counter of struct slot (its offset) over the worker slots. */
+static int64_t sum_gauge(size_t offset)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < block->workers; i++)
+        sum += atomic_load_explicit((gauge_t *)((char *)&block->slots[i] + offset), memory_order_relaxed);
+    return sum;
+}
+
+static int64_t sum_counter(size_t offset)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < block->workers; i++)
+        sum += atomic_load_explicit((counter_t *)((char *)&block->slots[i] + offset), memory_order_relaxed);
+    return (int64_t)sum;
+}
+
+#define GAUGE(field) sum_gauge(offsetof(struct slot, field))
+#define COUNTER(field) sum_counter(offsetof(struct slot, field))
+
+/* Every series of every worker slot, summed by key and sorted by route,
+ * method, status. Returns the count; *out is malloc'd (caller frees), NULL
+ * when empty or out of memory. */
+static size_t collect_series(struct total **out)
+{
+    size_t cap = 0, n = 0;
+    uint32_t *published = calloc((size_t)block->workers, sizeof *published);
+    struct total *t = NULL;
+    *out = NULL;
+    if (published == NULL) return 0;
+    for (int i = 0; i < block->workers; i++) {
+        published[i] = atomic_load_explicit(&block->slots[i].nseries, memory_order_acquire);
+        cap += published[i];
+    }
+    if (cap == 0 || (t = calloc(cap, sizeof *t)) == NULL) {
+        free(published);
+        return 0;
+    }
+    for (int i = 0; i < block->workers; i++) {
+        for (uint32_t j = 0; j < published[i]; j++) {
+            struct series *s = &block->slots[i].series[j];
+            struct total *x = &t[n++];
+            x->method = s->method;
+            x->route = s->route;
+            x->status = s->status;
+            x->count = GET(s->count);
+            x->sum_us = GET(s->sum_us);
+            for (size_t b = 0; b <= NBOUNDS; b++) x->observed[b] = GET(s->observed[b]);
+        }
+    }
+    free(published);
+    qsort(t, n, sizeof *t, total_cmp);
+    size_t m = 0; /* merge equal keys in place */
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && total_cmp(&t[m - 1], &t[i]) == 0) {
+            t[m - 1].count += t[i].count;
+            t[m - 1].sum_us += t[i].sum_us;
+            for (size_t b = 0; b <= NBOUNDS; b++) t[m - 1].observed[b] += t[i].observed[b];
+        } else {
+            t[m++] = t[i];
+        }
+    }
+    *out = t;
+    return m;
+}
+
+static void render_requests(struct evbuffer *out)
+{
+    struct total *t;
+    size_t n = collect_series(&t);
+
+    add_head(out, "moonkeep_http_requests_total", "counter",
+             "HTTP requests answered, by route pattern, method and status.");
+    for (size_t i = 0; i < n; i++) {
+        evbuffer_add_printf(out, "moonkeep_http_requests_total{route=");
+        add_label_value(out, t[i].route);
+        evbuffer_add_printf(out, ",method=\"%s\",status=\"%d\"} %llu\n", t[i].method, t[i].status,
+                            (unsigned long long)t[i].count);
+    }
+
+    add_head(out, "moonkeep_http_request_duration_seconds", "histogram",
+             "Time from dispatching a request to sending its reply, by route pattern and method.");
+    for (size_t i = 0; i < n;) {
+        uint64_t observed[NBOUNDS + 1] = {0}, sum_us = 0, total = 0;
+        size_t j = i;
+        for (; j < n && strcmp(t[j].route, t[i].route) == 0 && strcmp(t[j].method, t[i].method) == 0; j++) {
+            for (size_t b = 0; b <= NBOUNDS; b++) observed[b] += t[j].observed[b];
+            sum_us += t[j].sum_us;
+        }
+        for (size_t b = 0; b <= NBOUNDS; b++) total += observed[b];
+        if (total > 0) {
+            uint64_t cumulative = 0;
+            for (size_t b = 0; b <= NBOUNDS; b++) {
+                cumulative += observed[b];
+                evbuffer_add_printf(out, "moonkeep_http_request_duration_seconds_bucket{route=");
+                add_label_value(out, t[i].route);
+                if (b < NBOUNDS)
+                    evbuffer_add_printf(out, ",method=\"%s\",le=\"%g\"} %llu\n", t[i].method, bucket_bounds[b],
+                                        (unsigned long long)cumulative);
+                else
+                    evbuffer_add_printf(out, ",method=\"%s\",le=\"+Inf\"} %llu\n", t[i].method,
+                                        (unsigned long long)cumulative);
+            }
+            evbuffer_add_printf(out, "moonkeep_http_request_duration_seconds_sum{route=");
+            add_label_value(out, t[i].route);
+            evbuffer_add_printf(out, ",method=\"%s\"} %.6f\n", t[i].method, (double)sum_us / 1e6);
+            evbuffer_add_printf(out, "moonkeep_http_request_duration_seconds_count{route=");
+            add_label_value(out, t[i].route);
+            evbuffer_add_printf(out, ",method=\"%s\"} %llu\n", t[i].method, (unsigned long long)total);
+        }
+        i = j;
+    }
+    free(t);
+
+    add_int(out, "moonkeep_http_requests_untracked_total", "counter",
+            "Requests answered while a worker's table of route series was full (counted nowhere else).",
+            COUNTER(untracked));
+    add_int(out, "moonkeep_http_requests_in_flight", "gauge",
+            "Requests dispatched and not yet answered.", GAUGE(in_flight));
+}
+
+int host_metrics_render(struct evbuffer *out)
+{
+    if (block == NULL) return -1;
+    if (is_worker) sample(); /* this worker's numbers are fresh; the others' at most a second old */
+
+    add_head(out, "moonkeep_build_info", "gauge", "The running version and commit (always 1).");
+    evbuffer_add_printf(out, "moonkeep_build_info{version=\"%s\",commit=\"%s\"} 1\n", MOONKEEP_VERSION,
+                        MOONKEEP_COMMIT);
+    add_int(out, "moonkeep_workers", "gauge", "Worker processes configured (WORKERS).", block->workers);
+    int64_t running = 0;
+    for (int i = 0; i < block->workers; i++) running += GET(block->slots[i].pid) != 0;
+    add_int(out, "moonkeep_workers_running", "gauge", "Worker processes running now.", running);
+    add_int(out, "moonkeep_worker_restarts_total", "counter",
+            "Workers that died and were restarted by the master.", (int64_t)GET(block->restarts));
+    add_int(out, "moonkeep_script_generation", "gauge",
+            "Id of the script generation the master published last.", GET(block->generation));
+    add_int(out, "moonkeep_script_reloads_total", "counter",
+            "Script generations published after the first (reloads).", (int64_t)GET(block->reloads));
+    add_int(out, "moonkeep_script_reload_failures_total", "counter",
+            "Script changes refused by the self-check (the active generation kept serving).",
+            (int64_t)GET(block->reload_failures));
+
+    render_requests(out);
+
+    add_int(out, "moonkeep_db_pool_connections", "gauge",
+            "PostgreSQL connections configured, over every worker (DB_POOL_SIZE each).", GAUGE(db_size));
+    add_int(out, "moonkeep_db_pool_connections_up", "gauge", "PostgreSQL connections established.",
+            GAUGE(db_connected));
+    add_int(out, "moonkeep_db_pool_connections_in_use", "gauge",
+            "PostgreSQL connections running a query, held by a transaction or cleaning up.",
+            GAUGE(db_in_use));
+    add_int(out, "moonkeep_db_pool_waiting", "gauge", "Queries waiting for a free connection.",
+            GAUGE(db_waiting));
+    add_int(out, "moonkeep_hash_threads", "gauge", "Password hashing threads (HASH_THREADS per worker).",
+            GAUGE(hash_threads));
+    add_int(out, "moonkeep_hash_jobs_queued", "gauge", "Password hashing jobs waiting for a thread.",
+            GAUGE(hash_queued));
+    add_int(out, "moonkeep_hash_jobs_running", "gauge", "Password hashing jobs being worked on.",
+            GAUGE(hash_running));
+    add_int(out, "moonkeep_hash_memory_bytes", "gauge",
+            "argon2id memory the hashing threads keep mapped between hashes (released after 2 s idle).",
+            GAUGE(hash_memory));
+    add_int(out, "moonkeep_hash_jobs_rejected_total", "counter",
+            "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",
+            COUNTER(hash_rejected));
+    add_int(out, "moonkeep_mail_sent_total", "counter", "Mails delivered (or written to the outbox).",
+            COUNTER(mail_sent));
+    add_int(out, "moonkeep_mail_failed_total", "counter",
+            "Mails given up (refused by the server, or out of attempts).", COUNTER(mail_failed));
+    add_int(out, "moonkeep_mail_queued", "gauge", "Mails held now: waiting, sending or retrying.",
+            GAUGE(mail_queued));
+    add_int(out, "moonkeep_mail_retrying", "gauge", "Mails held now after at least one failed attempt.",
+            GAUGE(mail_retrying));
+
+    add_int(out, "moonkeep_firehose_records_sent_total", "counter", "Log records Firehose accepted.",
+            COUNTER(firehose_sent));
+    add_int(out, "moonkeep_firehose_records_failed_total", "counter",
+            "Log records given up after Firehose refused them.", COUNTER(firehose_failed));
+    add_int(out, "moonkeep_firehose_records_dropped_total", "counter",
+            "Log lines never sent because the shipper's buffer was full.", COUNTER(firehose_dropped));
+    add_int(out, "moonkeep_firehose_records_buffered", "gauge",
+            "Log records held for Firehose now (waiting, in backoff or in flight).", GAUGE(firehose_buffered));
+
+    add_head(out, "moonkeep_log_lines_total", "counter", "Log lines written (after LOG_LEVEL), by level.");
+    for (int level = LOG_DEBUG; level <= LOG_ERROR; level++) {
+        uint64_t sum = 0;
+        for (int i = 0; i <= block->workers; i++) sum += GET(block->slots[i].log_lines[level]);
+        evbuffer_add_printf(out, "moonkeep_log_lines_total{level=\"%s\"} %llu\n",
+                            host_log_level_name((enum log_level)level), (unsigned long long)sum);
+    }
+    return 0;
+}
+
+/* ---- host.metrics ----------------------------------------------------------------- */
+
+/* metrics.route(pattern): labels the current request's metrics with the
+ * route pattern it matched. Raises outside a request. */
+static int l_metrics_route(lua_State *L)
+{
+    const char *pattern = luaL_checkstring(L, 1);
+    struct host_task *task = host_task_check(L);
+    copy_label(task->route, sizeof task->route, pattern);
+    return 0;
+}
+
+/* metrics.render() -> text | nil, err: the exposition of the whole server;
+ * nil, "served on METRICS_PORT" when a separate port serves it, nil, "not
+ * in a server" outside one. */
+static int l_metrics_render(lua_State *L)
+{
+    if (metrics_listener >= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "served on METRICS_PORT");
+        return 2;
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (buf == NULL) return luaL_error(L, "out of memory");
+    if (host_metrics_render(buf) != 0) {
+        evbuffer_free(buf);
+        lua_pushnil(L);
+        lua_pushliteral(L, "not in a server");
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf));
+    evbuffer_free(buf);
+    return 1;
+}
+
+static const luaL_Reg metrics_functions[] = {
+    {"route", l_metrics_route},
+    {"render", l_metrics_render},
+    {NULL, NULL},
+};
+
+int host_metrics_open(lua_State *L)
+{
+    luaL_newlib(L, metrics_functions);
+    lua_pushliteral(L, HOST_METRICS_CONTENT_TYPE);
+    lua_setfield(L, -2, "CONTENT_TYPE");
+    return 1;
+}

@@ -1,0 +1,39 @@
+/* worker.h — one worker process: an event loop, an evhttp server on the
+ * shared listening socket, and the current script generation. */
+#ifndef MOONKEEP_WORKER_H
+#define MOONKEEP_WORKER_H
+
+#include "base/config.h"
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct generation;
+
+struct worker {
+    const struct config *cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct generation *current;
+    unsigned inflight;          /* requests between dispatch and reply */
+    int draining;               /* SIGTERM seen: no accepts, Connection: close */
+    double drain_started;       /* monotonic seconds */
+    double last_reply;          /* monotonic seconds of the latest reply */
+    struct event *signals[3];
+    struct event *drain_timer;
+};
+
+/* Runs a worker until it has drained after SIGTERM/SIGINT. `listen_fd` is the
+ * master's bound socket. Returns the process exit status. */
+int host_worker_run(const struct config *cfg, int listen_fd);
+
+/* Switches to the snapshot the master published last, when it is not the
+ * current one; keeps the current generation when it does not load. */
+void host_worker_reload(struct worker *w);
+
+/* Monotonic clock in seconds. */
+double host_now(void);
+
+#endif
