@@ -59,7 +59,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/transfer.h"
-#include "server/worker.h"
+#include "base/clock.h"
 
 #define FH_BATCH_RECORDS 500            /* PutRecordBatch: records per call */
 #define FH_BATCH_BYTES 4000000          /* our bound on a request body (the limit is 4 MiB) */

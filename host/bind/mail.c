@@ -54,7 +54,7 @@
 #include "base/log.h"
 #include "lua/task.h"
 #include "base/transfer.h"
-#include "server/worker.h"
+#include "base/clock.h"
 
 #define MAIL_ID_BYTES 16                     /* 128 random bits, 32 hex digits */
 #define MAIL_MAX_INFLIGHT 4                  /* concurrent SMTP transfers per worker */

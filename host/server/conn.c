@@ -57,7 +57,7 @@
 #include "server/http_errors.h"
 #include "base/log.h"
 #include "server/metrics.h"
-#include "server/worker.h"
+#include "base/clock.h"
 
 /* Descriptors kept for everything but client connections (database pool,
  * mail, logs, scripts). */

@@ -23,6 +23,7 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "server/client_addr.h"
 #include "server/conn.h"
 #include "base/json.h"

@@ -26,6 +26,7 @@
 
 #include <netinet/in.h>
 
+#include "base/clock.h"
 #include "base/firehose.h"
 #include "bind/jwt.h"
 #include "base/log.h"

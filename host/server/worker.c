@@ -8,12 +8,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "base/clock.h"
 #include "lua/bindings.h"
 #include "server/conn.h"
 #include "base/log.h"
@@ -28,13 +28,6 @@
 /* How long a draining worker keeps accepting: the master has stopped new
  * connections from arriving, and what is already queued is served. */
 #define DRAIN_ACCEPT_S 0.1
-
-double host_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Loads the snapshot the master published last. Returns the generation,
  * or NULL after logging why. */

@@ -33,7 +33,4 @@ int host_worker_run(const struct config *cfg, int listen_fd);
  * current one; keeps the current generation when it does not load. */
 void host_worker_reload(struct worker *w);
 
-/* Monotonic clock in seconds. */
-double host_now(void);
-
 #endif
