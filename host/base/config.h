@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "server/client_addr.h"
+#include "base/client_addr.h"
 
 struct config {
     const char *host;            /* HOST */

@@ -24,7 +24,7 @@
 #include <sodium.h>
 
 #include "base/clock.h"
-#include "server/client_addr.h"
+#include "base/client_addr.h"
 #include "server/conn.h"
 #include "base/json.h"
 #include "base/log.h"

@@ -2,7 +2,7 @@
  * parsing TRUSTED_PROXIES and walking X-Forwarded-For from the right, as a
  * chain of proxies appends to it, so that a client cannot name itself by
  * sending the header (only what trusted hops wrote is believed). */
-#include "server/client_addr.h"
+#include "base/client_addr.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
