@@ -1,4 +1,5 @@
-/* log.h — structured logging: one JSON object per line on stdout. */
+/* log.h — structured logging: one JSON object per line on stdout. The
+ * writer only: scripts log through host.log (bind/log.h). */
 #ifndef MOONKEEP_LOG_H
 #define MOONKEEP_LOG_H
 
@@ -60,13 +61,5 @@ void host_log(enum log_level level, const char *msg);
  * cookie; any case, anywhere in the name)? Such fields are logged as
  * "[redacted]". */
 int host_log_is_secret_key(const char *key);
-
-/* Pushes the host.log module: debug/info/warn/error(msg, fields?). */
-int host_log_open(lua_State *L);
-
-/* A replacement for Lua's print, installed in every script generation: the
- * arguments become the msg of an info line (with the request id), so the
- * stdout stream stays JSON lines. */
-int host_log_print(lua_State *L);
 
 #endif

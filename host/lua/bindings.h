@@ -4,7 +4,7 @@
 
 #include "bind/db.h"
 #include "base/json.h"
-#include "base/log.h"
+#include "bind/log.h"
 
 #include "bind/crypto.h"
 #include "bind/jwt.h"
