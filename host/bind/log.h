@@ -8,4 +8,9 @@
 /* Pushes the host.log module: debug/info/warn/error(msg, fields?). */
 int host_log_open(lua_State *L);
 
+/* A replacement for Lua's print, installed in every script generation
+ * (HOST_GLOBALS): the arguments become the msg of an info line (with the
+ * request id), so the stdout stream stays JSON lines. */
+int host_log_print(lua_State *L);
+
 #endif

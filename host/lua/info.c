@@ -1,7 +1,9 @@
 /* info.c — host.info: what the scripts may know about the host that runs
  * them (version, commit, worker pid, generation id and digest, the script
- * status the master records). Holds no state; the generation's id and
- * digest are the module loader's upvalues (0 and "" outside a server). */
+ * status the master records). The generation's id and digest are the
+ * module loader's upvalues (0 and "" outside a server); the status file's
+ * path is the one state, set by the master (server/snapshot.c) before it
+ * forks. */
 #include "lua/info.h"
 
 #include <stdio.h>
@@ -9,15 +11,20 @@
 
 #include <lauxlib.h>
 
-#include "server/snapshot.h"
+
+static const char *status_path; /* NULL outside a server */
+
+void host_info_set_scripts_status(const char *path)
+{
+    status_path = path;
+}
 
 /* info.scripts_status() -> JSON text written by the master (the active
  * snapshot and the last refused change), or nil when there is none. */
 static int l_info_scripts_status(lua_State *L)
 {
-    const char *path = host_snapshot_status_path();
     char buf[8192];
-    FILE *f = path && *path ? fopen(path, "r") : NULL;
+    FILE *f = status_path && *status_path ? fopen(status_path, "r") : NULL;
     if (f == NULL) {
         lua_pushnil(L);
         return 1;

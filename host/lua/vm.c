@@ -9,10 +9,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "lua/bindings.h"
 #include "lua/info.h"
+#include "lua/modules.h"
 #include "base/log.h"
-#include "lua/task.h"
 
 static int traceback_handler(lua_State *L)
 {
@@ -35,43 +34,14 @@ int host_vm_pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen)
     return rc;
 }
 
-/* print(...) in a script generation: Lua's print would write plain text
- * into the JSON stream on stdout, so it becomes an info line instead:
- * {"msg": <the arguments, tostring'd and tab-separated>, "source": "print"},
- * with the request id of the task that prints. Stack: balanced. */
-static int l_print(lua_State *L)
-{
-    int n = lua_gettop(L);
-    luaL_Buffer b;
-    lua_getglobal(L, "tostring");
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        lua_pushvalue(L, n + 1); /* tostring */
-        lua_pushvalue(L, i);
-        lua_call(L, 1, 1);
-        if (!lua_isstring(L, -1)) return luaL_error(L, "'tostring' must return a string to 'print'");
-        if (i > 1) luaL_addchar(&b, '\t');
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    struct log_line *line = host_log_begin(LOG_INFO, lua_tostring(L, -1));
-    const char *request_id = host_task_request_id(L);
-    if (request_id) host_log_str(line, "request_id", request_id);
-    host_log_str(line, "source", "print");
-    host_log_end(line);
-    lua_settop(L, n);
-    return 0;
-}
-
 static void register_preloads(lua_State *L, const struct generation *gen)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
-#define HOST_MODULE(id, open) \
-    lua_pushcfunction(L, open); \
-    lua_setfield(L, -2, "host." #id);
-#include "lua/modules.h"
-#undef HOST_MODULE
+    for (const struct host_module *m = host_modules; m->name; m++) {
+        lua_pushcfunction(L, m->open);
+        lua_setfield(L, -2, m->name);
+    }
     lua_pushinteger(L, (lua_Integer)gen->id);
     lua_pushstring(L, gen->digest);
     lua_pushcclosure(L, host_info_open, 2);
@@ -124,8 +94,10 @@ struct generation *host_generation_load(const char *scripts_dir, unsigned long i
     snprintf(gen->digest, sizeof gen->digest, "%s", digest ? digest : "");
     luaL_openlibs(L);
     /* print would write plain text into the JSON log stream */
-    lua_pushcfunction(L, l_print);
-    lua_setglobal(L, "print");
+    for (const struct host_module *g = host_globals; g->name; g++) {
+        lua_pushcfunction(L, g->open);
+        lua_setglobal(L, g->name);
+    }
     set_package_path(L, scripts_dir);
     register_preloads(L, gen);
     if (load_coverage_hook(L, scripts_dir, err, errlen) != 0) goto fail;

@@ -19,6 +19,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "lua/info.h"
 #include "lua/vm.h"
 
 /* Snapshots kept besides the current one, for modules a handler requires
@@ -358,6 +359,7 @@ int host_snapshot_init(const struct config *cfg)
         runtime_dir_is_ours = 1;
     }
     snprintf(status_path, sizeof status_path, "%s/status.json", runtime_dir);
+    host_info_set_scripts_status(status_path);
     return host_snapshot_refresh(cfg) == 1 ? 0 : -1;
 }
 
@@ -380,11 +382,6 @@ int host_snapshot_current(struct snapshot *out)
     snprintf(out->digest, sizeof out->digest, "%s", digest);
     snprintf(out->path, sizeof out->path, "%s", path);
     return 0;
-}
-
-const char *host_snapshot_status_path(void)
-{
-    return status_path;
 }
 
 void host_snapshot_cleanup(void)

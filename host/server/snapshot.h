@@ -31,10 +31,6 @@ int host_snapshot_refresh(const struct config *cfg);
 /* Any process: the snapshot published last. Returns 0 or -1. */
 int host_snapshot_current(struct snapshot *out);
 
-/* Any process: the status file (JSON written by the master: active
- * snapshot, when it was published, the last refused change). */
-const char *host_snapshot_status_path(void);
-
 /* Master: removes the runtime folder (when it created it). */
 void host_snapshot_cleanup(void);
 

@@ -14,7 +14,12 @@
 #include <event2/http.h>
 
 #include "base/clock.h"
-#include "lua/bindings.h"
+#include "base/firehose.h"
+#include "base/transfer.h"
+#include "bind/db.h"
+#include "bind/mail.h"
+#include "bind/password.h"
+#include "server/metrics.h"
 #include "server/conn.h"
 #include "base/log.h"
 #include "server/request.h"
