@@ -12,8 +12,8 @@
 #include "bind/jwt.h"
 #include "bind/log.h"
 #include "bind/mail.h"
+#include "bind/metrics.h"
 #include "bind/password.h"
-#include "server/metrics.h"
 
 #define HOST_BINDINGS(X)            \
     X(log, host_log_open)           \

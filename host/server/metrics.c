@@ -31,7 +31,8 @@
  *
  * Owns: the mapping (the master unmaps it), and in a worker the sample
  * timer and the evhttp of the METRICS_PORT listener (host_metrics_shutdown
- * frees them). */
+ * frees them). Scripts render through host.metrics (bind/metrics.c), to
+ * which host_metrics_setup hands host_metrics_render. */
 #include "server/metrics.h"
 
 #include <stdatomic.h>
@@ -46,11 +47,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <lauxlib.h>
 
 #include "bind/db.h"
 #include "base/firehose.h"
 #include "base/log.h"
+#include "bind/metrics.h"
 #include "bind/mail.h"
 #include "bind/password.h"
 #include "server/snapshot.h"
@@ -153,6 +154,7 @@ int host_metrics_setup(int workers, int metrics_fd)
     self = &block->slots[workers];
     SET(self->pid, (int64_t)getpid());
     metrics_listener = metrics_fd;
+    host_metrics_set_renderer(host_metrics_render, metrics_fd >= 0);
     host_metrics_scripts_refreshed(0);
     if (host_log_add_sink(count_log_line, NULL) != 0) host_log(LOG_WARN, "no log sink left: log lines are not counted");
     return 0;
@@ -310,24 +312,13 @@ void host_metrics_shutdown(void)
 
 /* ---- worker: requests ----------------------------------------------------------- */
 
-static void copy_label(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--; /* not inside a UTF-8 sequence */
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* The series of this slot for the key, appended when new; NULL when the
  * table is full. Only the slot's worker calls this. */
 static struct series *series_for(const char *method, const char *route, int status)
 {
     char m[METHOD_MAX], r[HOST_TASK_ROUTE_MAX];
-    copy_label(m, sizeof m, method && *method ? method : "UNKNOWN");
-    copy_label(r, sizeof r, route && *route ? route : UNMATCHED);
+    host_metrics_label(m, sizeof m, method && *method ? method : "UNKNOWN");
+    host_metrics_label(r, sizeof r, route && *route ? route : UNMATCHED);
     uint32_t n = atomic_load_explicit(&self->nseries, memory_order_relaxed);
     for (uint32_t i = 0; i < n; i++) {
         struct series *s = &self->series[i];
@@ -610,53 +601,4 @@ int host_metrics_render(struct evbuffer *out)
                             host_log_level_name((enum log_level)level), (unsigned long long)sum);
     }
     return 0;
-}
-
-/* ---- host.metrics ----------------------------------------------------------------- */
-
-/* metrics.route(pattern): labels the current request's metrics with the
- * route pattern it matched. Raises outside a request. */
-static int l_metrics_route(lua_State *L)
-{
-    const char *pattern = luaL_checkstring(L, 1);
-    struct host_task *task = host_task_check(L);
-    copy_label(task->route, sizeof task->route, pattern);
-    return 0;
-}
-
-/* metrics.render() -> text | nil, err: the exposition of the whole server;
- * nil, "served on METRICS_PORT" when a separate port serves it, nil, "not
- * in a server" outside one. */
-static int l_metrics_render(lua_State *L)
-{
-    if (metrics_listener >= 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "served on METRICS_PORT");
-        return 2;
-    }
-    struct evbuffer *buf = evbuffer_new();
-    if (buf == NULL) return luaL_error(L, "out of memory");
-    if (host_metrics_render(buf) != 0) {
-        evbuffer_free(buf);
-        lua_pushnil(L);
-        lua_pushliteral(L, "not in a server");
-        return 2;
-    }
-    lua_pushlstring(L, (const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf));
-    evbuffer_free(buf);
-    return 1;
-}
-
-static const luaL_Reg metrics_functions[] = {
-    {"route", l_metrics_route},
-    {"render", l_metrics_render},
-    {NULL, NULL},
-};
-
-int host_metrics_open(lua_State *L)
-{
-    luaL_newlib(L, metrics_functions);
-    lua_pushliteral(L, HOST_METRICS_CONTENT_TYPE);
-    lua_setfield(L, -2, "CONTENT_TYPE");
-    return 1;
 }

@@ -1,20 +1,16 @@
-/* metrics.h — the numbers behind /metrics, summed over every worker, and
- * the host.metrics binding that renders them (Prometheus text format).
+/* metrics.h — the numbers behind /metrics, summed over every worker, in
+ * the Prometheus text format.
  *
  * The master maps a shared-memory block before the first fork: one slot per
  * worker index plus one for itself. A worker writes only its own slot; any
  * process reads them all to render. A restarted worker takes over its
- * slot and continues its counters. See docs/observability.md. */
+ * slot and continues its counters. See docs/observability.md. The
+ * host.metrics binding is bind/metrics.h. */
 #ifndef MOONKEEP_METRICS_H
 #define MOONKEEP_METRICS_H
 
-#include <lua.h>
-
 struct event_base;
 struct evbuffer;
-
-/* What a scrape answers with (Prometheus text exposition 0.0.4). */
-#define HOST_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* ---- master -------------------------------------------------------------- */
 
@@ -62,8 +58,5 @@ void host_metrics_request_refused(const char *method, int status);
 /* Appends the exposition of every slot to `out`. Returns 0, or -1 outside a
  * server (nothing appended). */
 int host_metrics_render(struct evbuffer *out);
-
-/* Pushes the host.metrics module: route(pattern), render(), CONTENT_TYPE. */
-int host_metrics_open(lua_State *L);
 
 #endif
