@@ -1378,3 +1378,26 @@ void host_firehose_stats(struct host_firehose_stats *out)
     out->buffered = fh.queued + (fh.inflight ? fh.inflight->count : 0);
     out->buffered_bytes = fh.queued_bytes + (fh.inflight ? fh.inflight->bytes : 0);
 }
+
+static const struct host_stat firehose_stat_list[] = {
+    {"moonkeep_firehose_records_sent_total", "Log records Firehose accepted.", 1},
+    {"moonkeep_firehose_records_failed_total", "Log records given up after Firehose refused them.", 1},
+    {"moonkeep_firehose_records_dropped_total", "Log lines never sent because the shipper's buffer was full.", 1},
+    {"moonkeep_firehose_records_buffered", "Log records held for Firehose now (waiting, in backoff or in flight).", 0},
+    {NULL, NULL, 0},
+};
+
+static void firehose_stat_values(int64_t *v)
+{
+    struct host_firehose_stats s;
+    host_firehose_stats(&s);
+    v[0] = (int64_t)s.sent;
+    v[1] = (int64_t)s.failed;
+    v[2] = (int64_t)s.dropped;
+    v[3] = (int64_t)s.buffered;
+}
+
+const struct host_service host_firehose_service = {
+    "firehose", host_firehose_check_config, host_firehose_init, host_firehose_shutdown,
+    firehose_stat_values, firehose_stat_list,
+};

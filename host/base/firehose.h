@@ -2,7 +2,7 @@
  * (PutRecordBatch) when FIREHOSE_STREAM is set. See docs/architecture.md,
  * "Shipping logs to Firehose".
  *
- * A per-worker service (services.h), listed after the transfer service: it
+ * A per-worker service (host_firehose_service), listed after the transfer service: it
  * sends over the worker's transfer thread (transfer.h), so it stops before
  * it. Lines reach it through a log sink (log.h) and wait in a bounded
  * buffer; batches of up to 500 records and 4 MB go out one at a time, signed
@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/service.h"
+
 struct event_base;
 
 /* Counters of this worker process since its Firehose service started (all
@@ -31,6 +33,8 @@ struct host_firehose_stats {
     uint64_t buffered;      /* records held now: waiting, in backoff or in flight */
     uint64_t buffered_bytes;/* their size (the log lines' bytes) */
 };
+
+extern const struct host_service host_firehose_service;
 
 /* Fills *out. Call it on the worker's loop thread (the metrics sampler runs
  * there): the counters are plain integers that the loop updates. */

@@ -415,10 +415,24 @@ void host_transfer_cancel(const CURL *easy)
 
 /* ---- service ------------------------------------------------------------- */
 
+/* TRANSFER_SHUTDOWN_S (a malformed number exits). */
+static long shutdown_s_setting(void)
+{
+    return config_env_long("TRANSFER_SHUTDOWN_S", 1, 0, 60);
+}
+
+int host_transfer_check_config(char *err, size_t cap)
+{
+    (void)err;
+    (void)cap;
+    (void)shutdown_s_setting();
+    return 0;
+}
+
 int host_transfer_init(struct event_base *base)
 {
     if (tx.initialized) return 0;
-    tx.shutdown_s = config_env_long("TRANSFER_SHUTDOWN_S", 1, 0, 60);
+    tx.shutdown_s = shutdown_s_setting();
     TAILQ_INIT(&tx.queued);
     TAILQ_INIT(&tx.running);
     TAILQ_INIT(&tx.done);
@@ -506,3 +520,7 @@ void host_transfer_shutdown(void)
     tx.stopping = 0;
     tx.initialized = 0;
 }
+
+const struct host_service host_transfer_service = {
+    "transfer", host_transfer_check_config, host_transfer_init, host_transfer_shutdown, NULL, NULL,
+};

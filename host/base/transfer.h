@@ -39,7 +39,10 @@
 #ifndef MOONKEEP_TRANSFER_H
 #define MOONKEEP_TRANSFER_H
 
+#include <stddef.h>
 #include <curl/curl.h>
+
+#include "base/service.h"
 
 struct event_base;
 
@@ -56,7 +59,13 @@ struct event_base;
  * host_transfer_cancel. */
 typedef void (*host_transfer_done_fn)(CURL *easy, CURLcode rc, long response_code, void *arg);
 
-/* Per-worker service (services.h). Makes the eventfd and its event on
+/* The service record (base/service.h). */
+extern const struct host_service host_transfer_service;
+
+/* check_config: TRANSFER_SHUTDOWN_S (a malformed number exits). 0. */
+int host_transfer_check_config(char *err, size_t cap);
+
+/* Per-worker service. Makes the eventfd and its event on
  * `base`; reads TRANSFER_SHUTDOWN_S. The thread and the multi handle are
  * started by the first submit, so a worker that never transfers anything
  * runs no thread. Returns 0, or -1 after logging why. Idempotent. */

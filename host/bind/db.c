@@ -1563,6 +1563,8 @@ int host_db_open(lua_State *L)
 
 /* ---- service: init and shutdown --------------------------------------------------------- */
 
+#define CONNINFO_INVALID "DATABASE_URL (or POSTGRES_*) is not a valid connection string"
+
 /* keywords/values for PQconnectStartParams: what the conninfo says, plus
  * our session settings merged into "options", UTF8, an application name. */
 static int build_connect_params(const char *conninfo)
@@ -1574,8 +1576,7 @@ static int build_connect_params(const char *conninfo)
     pool.parsed = PQconninfoParse(conninfo, &err);
     if (pool.parsed == NULL) {
         /* err may quote part of the string, password included: not logged */
-        host_log(LOG_ERROR, err ? "DATABASE_URL (or POSTGRES_*) is not a valid connection string"
-                                : "out of memory");
+        host_log(LOG_ERROR, err ? CONNINFO_INVALID : "out of memory");
         PQfreemem(err);
         return -1;
     }
@@ -1646,19 +1647,50 @@ static void pool_free(void)
     memset(&pool, 0, sizeof pool);
 }
 
+/* DB_* from the environment (a malformed number exits, as config_env_long
+ * does): init keeps them in the pool, check_config only reads them. */
+struct db_settings {
+    long size, queue_max, queue_timeout_ms, statement_timeout_ms, connect_timeout_ms;
+};
+
+static void settings_read(struct db_settings *s)
+{
+    s->size = config_env_long("DB_POOL_SIZE", 4, 1, 1000);
+    s->queue_max = config_env_long("DB_QUEUE_MAX", 1024, 0, 1000000);
+    s->queue_timeout_ms = config_env_long("DB_QUEUE_TIMEOUT_MS", 5000, 1, 3600000);
+    s->statement_timeout_ms = config_env_long("DB_STATEMENT_TIMEOUT_MS", 10000, 0, 86400000);
+    s->connect_timeout_ms = config_env_long("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600000);
+}
+
+int host_db_check_config(char *err, size_t cap)
+{
+    struct db_settings s;
+    char *conninfo = database_conninfo(), *why = NULL;
+    settings_read(&s);
+    PQconninfoOption *parsed = conninfo ? PQconninfoParse(conninfo, &why) : NULL;
+    /* why may quote part of the string, password included: not passed on */
+    if (parsed == NULL) snprintf(err, cap, "%s", why ? CONNINFO_INVALID : "out of memory");
+    PQfreemem(why);
+    if (parsed) PQconninfoFree(parsed);
+    free(conninfo);
+    return parsed ? 0 : -1;
+}
+
 int host_db_init(struct event_base *base)
 {
     char *conninfo = NULL;
+    struct db_settings s;
     if (pool.running) return 0;
     memset(&pool, 0, sizeof pool);
     TAILQ_INIT(&pool.waiters);
     TAILQ_INIT(&pool.ops);
     pool.base = base;
-    pool.size = config_env_long("DB_POOL_SIZE", 4, 1, 1000);
-    pool.queue_max = config_env_long("DB_QUEUE_MAX", 1024, 0, 1000000);
-    pool.queue_timeout_ms = config_env_long("DB_QUEUE_TIMEOUT_MS", 5000, 1, 3600000);
-    pool.statement_timeout_ms = config_env_long("DB_STATEMENT_TIMEOUT_MS", 10000, 0, 86400000);
-    pool.connect_timeout_ms = config_env_long("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600000);
+    settings_read(&s);
+    pool.size = s.size;
+    pool.queue_max = s.queue_max;
+    pool.queue_timeout_ms = s.queue_timeout_ms;
+    pool.statement_timeout_ms = s.statement_timeout_ms;
+    pool.connect_timeout_ms = s.connect_timeout_ms;
     snprintf(pool.last_error, sizeof pool.last_error, "no connection attempt yet");
 
     conninfo = database_conninfo();
@@ -1710,3 +1742,26 @@ void host_db_stats(struct host_db_stats *out)
         if (c->op || c->chore != CHORE_NONE || c->tx || c->cancel_fd >= 0) out->in_use++;
     }
 }
+
+static const struct host_stat db_stat_list[] = {
+    {"moonkeep_db_pool_connections", "PostgreSQL connections configured, over every worker (DB_POOL_SIZE each).", 0},
+    {"moonkeep_db_pool_connections_up", "PostgreSQL connections established.", 0},
+    {"moonkeep_db_pool_connections_in_use",
+     "PostgreSQL connections running a query, held by a transaction or cleaning up.", 0},
+    {"moonkeep_db_pool_waiting", "Queries waiting for a free connection.", 0},
+    {NULL, NULL, 0},
+};
+
+static void db_stat_values(int64_t *v)
+{
+    struct host_db_stats s;
+    host_db_stats(&s);
+    v[0] = s.size;
+    v[1] = s.connected;
+    v[2] = s.in_use;
+    v[3] = s.waiting;
+}
+
+const struct host_service host_db_service = {
+    "db", host_db_check_config, host_db_init, host_db_shutdown, db_stat_values, db_stat_list,
+};

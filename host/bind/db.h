@@ -4,7 +4,10 @@
 #ifndef MOONKEEP_DB_H
 #define MOONKEEP_DB_H
 
+#include <stddef.h>
 #include <lua.h>
+
+#include "base/service.h"
 
 struct event_base;
 
@@ -20,7 +23,14 @@ int host_db_open(lua_State *L);
  * field, and fuzz/db_value_fuzz.c drives it directly. Stack: +1. */
 void host_db_push_text(lua_State *L, const char *v, size_t len, unsigned int type);
 
-/* Per-worker service (services.h). init reads DB_* from the environment and
+/* The service record (base/service.h): the pool's hooks and numbers. */
+extern const struct host_service host_db_service;
+
+/* check_config: DB_* and DATABASE_URL (or POSTGRES_*) parse. 0, or -1 with
+ * why in err (no part of the connection string). */
+int host_db_check_config(char *err, size_t cap);
+
+/* Per-worker service. init reads DB_* from the environment and
  * starts the pool's connections without waiting for them: it never blocks
  * on the database. Returns 0, or -1 after logging why (bad DATABASE_URL,
  * out of memory). shutdown closes every connection and frees the pool; it

@@ -435,3 +435,7 @@ int host_jwt_open(lua_State *L)
     luaL_setfuncs(L, jwt_functions, 3);                      /* module */
     return 1;
 }
+
+/* host.jwt starts nothing; its record is there so that the master checks
+ * JWT_SECRET with every other setting before it forks. */
+const struct host_service host_jwt_service = {"jwt", host_jwt_check_config, NULL, NULL, NULL, NULL};

@@ -7,8 +7,13 @@
 #include <stddef.h>
 #include <lua.h>
 
+#include "base/service.h"
+
 /* Minimum length of JWT_SECRET, in bytes (the HS256 output size). */
 #define HOST_JWT_MIN_KEY_BYTES 32
+
+/* The service record (base/service.h): check_config only. */
+extern const struct host_service host_jwt_service;
 
 /* For the master, before it forks: is JWT_SECRET usable? Returns 0, or -1
  * with a message (no secret material in it) written to err. */

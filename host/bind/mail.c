@@ -619,16 +619,18 @@ static void settings_free(struct mail_settings *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-static void config_error(const char *msg, const char *name, const char *detail)
+/* Writes why a setting is refused into err: `msg` names the variable;
+ * `detail` (may be NULL) is the part of the value that is wrong, never a
+ * secret. */
+static void config_error(char *err, size_t cap, const char *msg, const char *detail)
 {
-    struct log_line *line = host_log_begin(LOG_ERROR, msg);
-    host_log_str(line, "variable", name);
-    if (detail) host_log_str(line, "error", detail);
-    host_log_end(line);
+    if (detail) snprintf(err, cap, "%s; got \"%s\"", msg, detail);
+    else snprintf(err, cap, "%s", msg);
 }
 
-/* Checks MAIL_URL and keeps "scheme://host:port" for logs. 0 or -1. */
-static int parse_url(struct mail_settings *cfg, const char *url)
+/* Checks MAIL_URL and keeps "scheme://host:port" for logs. 0, or -1 with
+ * why in err. */
+static int parse_url(struct mail_settings *cfg, const char *url, char *err, size_t cap)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL;
@@ -638,11 +640,11 @@ static int parse_url(struct mail_settings *cfg, const char *url)
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        config_error("MAIL_URL is not a URL (smtp://user:pass@host:port or smtps://...)", "MAIL_URL", NULL);
+        config_error(err, cap, "MAIL_URL is not a URL (smtp://user:pass@host:port or smtps://...)", NULL);
         goto done;
     }
     if (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0) {
-        config_error("MAIL_URL must start with smtp:// or smtps://", "MAIL_URL", scheme);
+        config_error(err, cap, "MAIL_URL must start with smtp:// or smtps://", scheme);
         goto done;
     }
     size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
@@ -660,8 +662,8 @@ done:
 
 /* MAIL_FROM: "Name <addr>" or "addr". Builds the From: value (the name as
  * an encoded-word when it is not plain ASCII, quoted when it has specials),
- * the envelope sender and the Message-ID domain. 0 or -1. */
-static int parse_from(struct mail_settings *cfg, const char *from)
+ * the envelope sender and the Message-ID domain. 0, or -1 with why in err. */
+static int parse_from(struct mail_settings *cfg, const char *from, char *err, size_t cap)
 {
     const char *lt = strchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
     const char *addr = lt ? lt + 1 : from;
@@ -673,7 +675,7 @@ static int parse_from(struct mail_settings *cfg, const char *from)
     while (name_len > 0 && (from[name_len - 1] == ' ' || from[name_len - 1] == '\t')) name_len--;
     if (has_crlf_nul(from, strlen(from)) || (lt && (gt == NULL || gt[1] != '\0')) ||
         !valid_address(addr, addr_len)) {
-        config_error("MAIL_FROM is not an address (\"Name <user@host>\" or \"user@host\")", "MAIL_FROM", from);
+        config_error(err, cap, "MAIL_FROM is not an address (\"Name <user@host>\" or \"user@host\")", from);
         return -1;
     }
     if ((out = evbuffer_new()) == NULL) return -1;
@@ -717,7 +719,9 @@ done:
     return rc;
 }
 
-static int settings_load(struct mail_settings *cfg)
+/* MAIL_* and OUTBOX_DIR into cfg (settings_free frees it, also after a
+ * failure). 0, or -1 with why in err. */
+static int settings_load(struct mail_settings *cfg, char *err, size_t cap)
 {
     const char *url = config_env_str("MAIL_URL", NULL);
     const char *tls = config_env_str("MAIL_TLS", "try");
@@ -730,19 +734,22 @@ static int settings_load(struct mail_settings *cfg)
     else if (!strcmp(tls, "require")) cfg->use_ssl = CURLUSESSL_ALL;
     else if (!strcmp(tls, "off")) cfg->use_ssl = CURLUSESSL_NONE;
     else {
-        config_error("MAIL_TLS must be try, require or off", "MAIL_TLS", tls);
+        config_error(err, cap, "MAIL_TLS must be try, require or off", tls);
         return -1;
     }
-    if (parse_from(cfg, config_env_str("MAIL_FROM", "moonkeep <no-reply@localhost>")) != 0) return -1;
-    if ((cfg->outbox_dir = strdup(config_env_str("OUTBOX_DIR", "var/outbox"))) == NULL) return -1;
+    if (parse_from(cfg, config_env_str("MAIL_FROM", "moonkeep <no-reply@localhost>"), err, cap) != 0) return -1;
+    if ((cfg->outbox_dir = strdup(config_env_str("OUTBOX_DIR", "var/outbox"))) == NULL) {
+        config_error(err, cap, "out of memory", NULL);
+        return -1;
+    }
     if (url == NULL) {
         cfg->transport = TRANSPORT_OUTBOX;
         return 0;
     }
     cfg->transport = TRANSPORT_SMTP;
-    if (parse_url(cfg, url) != 0) return -1;
+    if (parse_url(cfg, url, err, cap) != 0) return -1;
     if (!strncmp(url, "smtps:", 6) && cfg->use_ssl == CURLUSESSL_NONE) {
-        config_error("MAIL_TLS=off contradicts smtps:// (implicit TLS)", "MAIL_TLS", NULL);
+        config_error(err, cap, "MAIL_TLS=off contradicts smtps:// (implicit TLS)", NULL);
         return -1;
     }
     return 0;
@@ -750,8 +757,22 @@ static int settings_load(struct mail_settings *cfg)
 
 /* ---- service ------------------------------------------------------------ */
 
+int host_mail_check_config(char *err, size_t cap)
+{
+    struct mail_settings cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(err, cap, "out of memory");
+    /* curl_url parses MAIL_URL: libcurl wants its global state first */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
+    int rc = settings_load(&cfg, err, cap);
+    settings_free(&cfg);
+    curl_global_cleanup();
+    return rc;
+}
+
 int host_mail_init(struct event_base *base)
 {
+    char err[256];
     if (mailer.running) return 0;
     memset(&mailer, 0, sizeof mailer);
     TAILQ_INIT(&mailer.queue);
@@ -764,7 +785,13 @@ int host_mail_init(struct event_base *base)
         return -1;
     }
     mailer.curl_ready = 1;
-    if (settings_load(&mailer.cfg) != 0) goto fail;
+    snprintf(err, sizeof err, "out of memory");
+    if (settings_load(&mailer.cfg, err, sizeof err) != 0) {
+        struct log_line *line = host_log_begin(LOG_ERROR, "mail settings refused");
+        host_log_str(line, "error", err);
+        host_log_end(line);
+        goto fail;
+    }
     mailer.running = 1;
     struct log_line *line = host_log_begin(LOG_INFO, "mail transport");
     if (mailer.cfg.transport == TRANSPORT_SMTP) {
@@ -1002,3 +1029,25 @@ int host_mail_open(lua_State *L)
     luaL_newlib(L, mail_functions);
     return 1;
 }
+
+static const struct host_stat mail_stat_list[] = {
+    {"moonkeep_mail_sent_total", "Mails delivered (or written to the outbox).", 1},
+    {"moonkeep_mail_failed_total", "Mails given up (refused by the server, or out of attempts).", 1},
+    {"moonkeep_mail_queued", "Mails held now: waiting, sending or retrying.", 0},
+    {"moonkeep_mail_retrying", "Mails held now after at least one failed attempt.", 0},
+    {NULL, NULL, 0},
+};
+
+static void mail_stat_values(int64_t *v)
+{
+    struct host_mail_stats s;
+    host_mail_stats(&s);
+    v[0] = (int64_t)s.sent;
+    v[1] = (int64_t)s.failed;
+    v[2] = (int64_t)s.queued;
+    v[3] = (int64_t)s.retrying;
+}
+
+const struct host_service host_mail_service = {
+    "mail", host_mail_check_config, host_mail_init, host_mail_shutdown, mail_stat_values, mail_stat_list,
+};

@@ -5,7 +5,10 @@
 #ifndef MOONKEEP_MAIL_H
 #define MOONKEEP_MAIL_H
 
+#include <stddef.h>
 #include <lua.h>
+
+#include "base/service.h"
 
 struct event_base;
 
@@ -17,9 +20,14 @@ struct host_mail_stats {
     unsigned long retrying; /* held now after at least one failed attempt */
 };
 
-/* Per-worker service (services.h), after the transfer service. Reads MAIL_*
- * and OUTBOX_DIR. Returns 0, or -1 after logging why (a bad MAIL_URL,
- * MAIL_FROM or MAIL_TLS). */
+/* The service record (base/service.h), after the transfer service. */
+extern const struct host_service host_mail_service;
+
+/* check_config: MAIL_* and OUTBOX_DIR. 0, or -1 with why in err (a bad
+ * MAIL_URL, MAIL_FROM or MAIL_TLS; never the URL's credentials). */
+int host_mail_check_config(char *err, size_t cap);
+
+/* Reads MAIL_* and OUTBOX_DIR. Returns 0, or -1 after logging why. */
 int host_mail_init(struct event_base *base);
 
 /* Tries to deliver what is queued for up to MAIL_FLUSH_S seconds (running

@@ -79,9 +79,19 @@ static int read_params(struct pw_params *p, char *err, size_t errlen)
     return 0;
 }
 
+/* HASH_THREADS and HASH_QUEUE_MAX (a malformed number exits). */
+static void read_pool_settings(int *nthreads, size_t *queue_max)
+{
+    *nthreads = (int)config_env_long("HASH_THREADS", 2, 1, 64);
+    *queue_max = (size_t)config_env_long("HASH_QUEUE_MAX", 256, 1, 1000000);
+}
+
 int host_password_check_config(char *err, size_t errlen)
 {
     struct pw_params p;
+    int nthreads;
+    size_t queue_max;
+    read_pool_settings(&nthreads, &queue_max);
     return read_params(&p, err, errlen);
 }
 
@@ -364,8 +374,8 @@ int host_password_init(struct event_base *base)
         host_log_end(line);
         return -1;
     }
-    int nthreads = (int)config_env_long("HASH_THREADS", 2, 1, 64);
-    pool.queue_max = (size_t)config_env_long("HASH_QUEUE_MAX", 256, 1, 1000000);
+    int nthreads;
+    read_pool_settings(&nthreads, &pool.queue_max);
     pool.stopping = 0;
     pool.rejected = 0;
 
@@ -547,3 +557,30 @@ int host_password_open(lua_State *L)
     luaL_setfuncs(L, password_functions, 1);             /* module */
     return 1;
 }
+
+static const struct host_stat password_stat_list[] = {
+    {"moonkeep_hash_threads", "Password hashing threads (HASH_THREADS per worker).", 0},
+    {"moonkeep_hash_jobs_queued", "Password hashing jobs waiting for a thread.", 0},
+    {"moonkeep_hash_jobs_running", "Password hashing jobs being worked on.", 0},
+    {"moonkeep_hash_memory_bytes",
+     "argon2id memory the hashing threads keep mapped between hashes (released after 2 s idle).", 0},
+    {"moonkeep_hash_jobs_rejected_total", "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",
+     1},
+    {NULL, NULL, 0},
+};
+
+static void password_stat_values(int64_t *v)
+{
+    struct host_password_stats s;
+    host_password_stats(&s);
+    v[0] = (int64_t)s.threads;
+    v[1] = (int64_t)s.queued;
+    v[2] = (int64_t)s.running;
+    v[3] = (int64_t)s.memory_kept;
+    v[4] = (int64_t)s.rejected;
+}
+
+const struct host_service host_password_service = {
+    "password", host_password_check_config, host_password_init, host_password_shutdown,
+    password_stat_values, password_stat_list,
+};

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <lua.h>
 
+#include "base/service.h"
+
 struct event_base;
 
 /* The OWASP minimum for argon2id, refused below unless
@@ -13,12 +15,16 @@ struct event_base;
 #define HOST_PASSWORD_MIN_OPSLIMIT 2
 #define HOST_PASSWORD_MIN_MEMLIMIT_KIB 19456
 
-/* Are ARGON2_OPSLIMIT / ARGON2_MEMLIMIT_KIB acceptable? Returns 0, or -1
- * with the reason in err. (Malformed numbers exit like every config_env_long
+/* The service record (base/service.h). */
+extern const struct host_service host_password_service;
+
+/* check_config: are ARGON2_OPSLIMIT / ARGON2_MEMLIMIT_KIB acceptable, and
+ * HASH_THREADS / HASH_QUEUE_MAX numbers in range? Returns 0, or -1 with the
+ * reason in err. (Malformed numbers exit like every config_env_long
  * setting.) For the master to refuse to start; the worker checks again. */
 int host_password_check_config(char *err, size_t errlen);
 
-/* Per-worker service (services.h): starts HASH_THREADS threads and watches
+/* Per-worker service: starts HASH_THREADS threads and watches
  * their results on `base` through an eventfd. Returns 0, or -1 after
  * logging why (and after undoing what it had started). */
 int host_password_init(struct event_base *base);

@@ -18,10 +18,10 @@
  *                        request.c) and published with a release store of
  *                        nseries; the key fields never change afterwards
  *   in flight            host_metrics_request_begin / _end
- *   pools, mail,         sampled every second and before each render from
- *   Firehose             the worker's services (host_db_stats,
- *                        host_password_stats, host_mail_stats,
- *                        host_firehose_stats). Their
+ *   services' numbers    sampled every second and before each render from
+ *                        the stats hook of every service in the registry
+ *                        (base/service.h: pools, hashing, mail, Firehose),
+ *                        which also names and describes them. Their
  *                        counters start at 0 in each worker process, so the
  *                        slot adds what the previous worker had published,
  *                        and only ever raises a published counter. Up to a
@@ -48,14 +48,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "bind/db.h"
-#include "base/firehose.h"
 #include "base/log.h"
+#include "base/service.h"
 #include "bind/metrics.h"
-#include "bind/mail.h"
-#include "bind/password.h"
-#include "server/snapshot.h"
 #include "lua/task.h"
+#include "server/snapshot.h"
 
 #define SERIES_MAX 256          /* (method, route, status) series per slot */
 #define METHOD_MAX 12
@@ -82,13 +79,7 @@ struct slot {
     gauge_t pid;                    /* 0 while no worker runs in the slot */
     gauge_t in_flight;
     counter_t untracked;            /* requests answered while `series` was full */
-    gauge_t db_size, db_connected, db_in_use, db_waiting;
-    gauge_t hash_threads, hash_queued, hash_running, hash_memory;
-    counter_t hash_rejected;
-    gauge_t mail_queued, mail_retrying;
-    counter_t mail_sent, mail_failed;
-    counter_t firehose_sent, firehose_failed, firehose_dropped;
-    gauge_t firehose_buffered;
+    gauge_t stats[HOST_SERVICE_STATS_MAX]; /* the services' numbers, in registry order */
     counter_t log_lines[4];         /* by enum log_level */
     _Atomic uint32_t nseries;       /* published entries of `series` */
     struct series series[SERIES_MAX];
@@ -110,10 +101,7 @@ static size_t block_size;
 static struct slot *self;           /* this process's slot */
 static int is_worker;
 static int metrics_listener = -1;   /* METRICS_PORT socket, the master's */
-static struct {
-    /* what earlier workers of the slot published */
-    uint64_t mail_sent, mail_failed, hash_rejected, firehose_sent, firehose_failed, firehose_dropped;
-} carry;
+static int64_t carry[HOST_SERVICE_STATS_MAX]; /* the counters earlier workers of the slot published */
 static struct event *sample_ev;
 static struct evhttp *metrics_http;
 
@@ -123,9 +111,23 @@ static struct evhttp *metrics_http;
 #define SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
 
 /* A counter fed from a sampled total only ever goes up. Single writer. */
-static void raise_to(counter_t *c, uint64_t v)
+static void raise_to(gauge_t *c, int64_t v)
 {
     if (v > atomic_load_explicit(c, memory_order_relaxed)) atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+/* Walks the services' numbers in registry order: fn(service, stat, index
+ * in the slot's stats, arg) for each that has room in HOST_SERVICE_STATS_MAX. */
+static void each_stat(void (*fn)(const struct host_service *svc, const struct host_stat *st, size_t i, void *arg),
+                      void *arg)
+{
+    size_t i = 0;
+    for (const struct host_service *const *s = host_services; *s; s++) {
+        for (const struct host_stat *st = (*s)->stat_list; st && st->name; st++) {
+            if (i == HOST_SERVICE_STATS_MAX) return;
+            fn(*s, st, i++, arg);
+        }
+    }
 }
 
 static void count_log_line(enum log_level level, const char *line, size_t len, void *arg)
@@ -154,6 +156,10 @@ int host_metrics_setup(int workers, int metrics_fd)
     self = &block->slots[workers];
     SET(self->pid, (int64_t)getpid());
     metrics_listener = metrics_fd;
+    size_t nstats = 0;
+    for (const struct host_service *const *sv = host_services; *sv; sv++)
+        for (const struct host_stat *st = (*sv)->stat_list; st && st->name; st++) nstats++;
+    if (nstats > HOST_SERVICE_STATS_MAX) host_log(LOG_WARN, "more service numbers than HOST_SERVICE_STATS_MAX: some are not exported");
     host_metrics_set_renderer(host_metrics_render, metrics_fd >= 0);
     host_metrics_scripts_refreshed(0);
     if (host_log_add_sink(count_log_line, NULL) != 0) host_log(LOG_WARN, "no log sink left: log lines are not counted");
@@ -167,20 +173,17 @@ void host_metrics_teardown(void)
     self = NULL;
 }
 
+static void zero_gauge(const struct host_service *svc, const struct host_stat *st, size_t i, void *arg)
+{
+    struct slot *s = arg;
+    (void)svc;
+    if (!st->counter) SET(s->stats[i], 0);
+}
+
 static void zero_gauges(struct slot *s)
 {
     SET(s->in_flight, 0);
-    SET(s->db_size, 0);
-    SET(s->db_connected, 0);
-    SET(s->db_in_use, 0);
-    SET(s->db_waiting, 0);
-    SET(s->hash_threads, 0);
-    SET(s->hash_queued, 0);
-    SET(s->hash_running, 0);
-    SET(s->hash_memory, 0);
-    SET(s->mail_queued, 0);
-    SET(s->mail_retrying, 0);
-    SET(s->firehose_buffered, 0);
+    each_stat(zero_gauge, s);
 }
 
 void host_metrics_attach(int index)
@@ -189,12 +192,7 @@ void host_metrics_attach(int index)
     is_worker = 1;
     self = &block->slots[index];
     zero_gauges(self);
-    carry.mail_sent = GET(self->mail_sent);
-    carry.mail_failed = GET(self->mail_failed);
-    carry.hash_rejected = GET(self->hash_rejected);
-    carry.firehose_sent = GET(self->firehose_sent);
-    carry.firehose_failed = GET(self->firehose_failed);
-    carry.firehose_dropped = GET(self->firehose_dropped);
+    for (size_t i = 0; i < HOST_SERVICE_STATS_MAX; i++) carry[i] = GET(self->stats[i]);
     SET(self->pid, (int64_t)getpid());
 }
 
@@ -218,33 +216,23 @@ void host_metrics_scripts_refreshed(int outcome)
 
 /* ---- worker: sampling the services ------------------------------------------ */
 
+/* Asks each service for its numbers: gauges are set, counters raised to
+ * what the earlier workers of the slot published plus this one's total. */
 static void sample(void)
 {
-    struct host_db_stats db;
-    struct host_password_stats pw;
-    struct host_mail_stats mail;
-    struct host_firehose_stats fh;
-    host_db_stats(&db);
-    host_password_stats(&pw);
-    host_mail_stats(&mail);
-    host_firehose_stats(&fh);
-    SET(self->db_size, db.size);
-    SET(self->db_connected, db.connected);
-    SET(self->db_in_use, db.in_use);
-    SET(self->db_waiting, db.waiting);
-    SET(self->hash_threads, (int64_t)pw.threads);
-    SET(self->hash_queued, (int64_t)pw.queued);
-    SET(self->hash_running, (int64_t)pw.running);
-    SET(self->hash_memory, (int64_t)pw.memory_kept);
-    raise_to(&self->hash_rejected, carry.hash_rejected + pw.rejected);
-    SET(self->mail_queued, (int64_t)mail.queued);
-    SET(self->mail_retrying, (int64_t)mail.retrying);
-    raise_to(&self->mail_sent, carry.mail_sent + mail.sent);
-    raise_to(&self->mail_failed, carry.mail_failed + mail.failed);
-    SET(self->firehose_buffered, (int64_t)fh.buffered);
-    raise_to(&self->firehose_sent, carry.firehose_sent + fh.sent);
-    raise_to(&self->firehose_failed, carry.firehose_failed + fh.failed);
-    raise_to(&self->firehose_dropped, carry.firehose_dropped + fh.dropped);
+    size_t at = 0;
+    for (const struct host_service *const *s = host_services; *s; s++) {
+        int64_t values[HOST_SERVICE_STATS_MAX] = {0};
+        size_t n = 0;
+        for (const struct host_stat *st = (*s)->stat_list; st && st->name; st++) n++;
+        if (n == 0 || (*s)->stats == NULL) continue;
+        if (at + n > HOST_SERVICE_STATS_MAX) return; /* host_metrics_setup said so */
+        (*s)->stats(values);
+        for (size_t i = 0; i < n; i++, at++) {
+            if ((*s)->stat_list[i].counter) raise_to(&self->stats[at], carry[at] + values[i]);
+            else SET(self->stats[at], values[i]);
+        }
+    }
 }
 
 static void sample_cb(evutil_socket_t fd, short what, void *arg)
@@ -427,6 +415,15 @@ static int64_t sum_counter(size_t offset)
 }
 
 #define GAUGE(field) sum_gauge(offsetof(struct slot, field))
+
+/* One number of a service, summed over the worker slots. */
+static void render_stat(const struct host_service *svc, const struct host_stat *st, size_t i, void *arg)
+{
+    int64_t sum = 0;
+    (void)svc;
+    for (int w = 0; w < block->workers; w++) sum += GET(block->slots[w].stats[i]);
+    add_int(arg, st->name, st->counter ? "counter" : "gauge", st->help, sum);
+}
 #define COUNTER(field) sum_counter(offsetof(struct slot, field))
 
 /* Every series of every worker slot, summed by key and sorted by route,
@@ -554,44 +551,7 @@ int host_metrics_render(struct evbuffer *out)
 
     render_requests(out);
 
-    add_int(out, "moonkeep_db_pool_connections", "gauge",
-            "PostgreSQL connections configured, over every worker (DB_POOL_SIZE each).", GAUGE(db_size));
-    add_int(out, "moonkeep_db_pool_connections_up", "gauge", "PostgreSQL connections established.",
-            GAUGE(db_connected));
-    add_int(out, "moonkeep_db_pool_connections_in_use", "gauge",
-            "PostgreSQL connections running a query, held by a transaction or cleaning up.",
-            GAUGE(db_in_use));
-    add_int(out, "moonkeep_db_pool_waiting", "gauge", "Queries waiting for a free connection.",
-            GAUGE(db_waiting));
-    add_int(out, "moonkeep_hash_threads", "gauge", "Password hashing threads (HASH_THREADS per worker).",
-            GAUGE(hash_threads));
-    add_int(out, "moonkeep_hash_jobs_queued", "gauge", "Password hashing jobs waiting for a thread.",
-            GAUGE(hash_queued));
-    add_int(out, "moonkeep_hash_jobs_running", "gauge", "Password hashing jobs being worked on.",
-            GAUGE(hash_running));
-    add_int(out, "moonkeep_hash_memory_bytes", "gauge",
-            "argon2id memory the hashing threads keep mapped between hashes (released after 2 s idle).",
-            GAUGE(hash_memory));
-    add_int(out, "moonkeep_hash_jobs_rejected_total", "counter",
-            "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",
-            COUNTER(hash_rejected));
-    add_int(out, "moonkeep_mail_sent_total", "counter", "Mails delivered (or written to the outbox).",
-            COUNTER(mail_sent));
-    add_int(out, "moonkeep_mail_failed_total", "counter",
-            "Mails given up (refused by the server, or out of attempts).", COUNTER(mail_failed));
-    add_int(out, "moonkeep_mail_queued", "gauge", "Mails held now: waiting, sending or retrying.",
-            GAUGE(mail_queued));
-    add_int(out, "moonkeep_mail_retrying", "gauge", "Mails held now after at least one failed attempt.",
-            GAUGE(mail_retrying));
-
-    add_int(out, "moonkeep_firehose_records_sent_total", "counter", "Log records Firehose accepted.",
-            COUNTER(firehose_sent));
-    add_int(out, "moonkeep_firehose_records_failed_total", "counter",
-            "Log records given up after Firehose refused them.", COUNTER(firehose_failed));
-    add_int(out, "moonkeep_firehose_records_dropped_total", "counter",
-            "Log lines never sent because the shipper's buffer was full.", COUNTER(firehose_dropped));
-    add_int(out, "moonkeep_firehose_records_buffered", "gauge",
-            "Log records held for Firehose now (waiting, in backoff or in flight).", GAUGE(firehose_buffered));
+    each_stat(render_stat, out);
 
     add_head(out, "moonkeep_log_lines_total", "counter", "Log lines written (after LOG_LEVEL), by level.");
     for (int level = LOG_DEBUG; level <= LOG_ERROR; level++) {
@@ -602,3 +562,10 @@ int host_metrics_render(struct evbuffer *out)
     }
     return 0;
 }
+
+/* metrics first in the registry: it samples the others every second until
+ * they have all stopped (mail's shutdown flush included), and its port
+ * answers meanwhile. */
+const struct host_service host_metrics_service = {
+    "metrics", NULL, host_metrics_init, host_metrics_shutdown, NULL, NULL,
+};

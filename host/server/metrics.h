@@ -9,6 +9,8 @@
 #ifndef MOONKEEP_METRICS_H
 #define MOONKEEP_METRICS_H
 
+#include "base/service.h"
+
 struct event_base;
 struct evbuffer;
 
@@ -38,9 +40,10 @@ void host_metrics_scripts_refreshed(int outcome);
 
 /* ---- worker ---------------------------------------------------------------- */
 
-/* Per-worker service (services.h): samples the pools and the mail queue
+/* The service record (base/service.h): samples every service's numbers
  * every second, and serves /metrics on the METRICS_PORT listener when there
  * is one. Does nothing outside a server. */
+extern const struct host_service host_metrics_service;
 int host_metrics_init(struct event_base *base);
 void host_metrics_shutdown(void);
 

@@ -27,12 +27,10 @@
 #include <netinet/in.h>
 
 #include "base/clock.h"
-#include "base/firehose.h"
-#include "bind/jwt.h"
 #include "base/log.h"
+#include "base/service.h"
 #include "server/metrics.h"
 #include "server/migrate.h"
-#include "bind/password.h"
 #include "server/snapshot.h"
 #include "server/worker.h"
 
@@ -349,16 +347,21 @@ static void close_listeners(struct master *m)
     if (m->metrics_fd >= 0) close(m->metrics_fd);
 }
 
-/* Settings that would make every worker fail are refused before forking. */
+/* Settings that would make every worker fail are refused before forking:
+ * every service checks its own (base/service.h). */
 static int check_settings(void)
 {
-    char err[256];
-    if (host_jwt_check_config(err, sizeof err) != 0 || host_password_check_config(err, sizeof err) != 0 ||
-        host_firehose_check_config(err, sizeof err) != 0) {
-        struct log_line *line = host_log_begin(LOG_ERROR, "configuration refused; not starting");
-        host_log_str(line, "error", err);
-        host_log_end(line);
-        return -1;
+    char err[512];
+    for (const struct host_service *const *s = host_services; *s; s++) {
+        if ((*s)->check_config == NULL) continue;
+        err[0] = '\0';
+        if ((*s)->check_config(err, sizeof err) != 0) {
+            struct log_line *line = host_log_begin(LOG_ERROR, "configuration refused; not starting");
+            host_log_str(line, "service", (*s)->name);
+            host_log_str(line, "error", err);
+            host_log_end(line);
+            return -1;
+        }
     }
     return 0;
 }

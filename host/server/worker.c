@@ -14,12 +14,7 @@
 #include <event2/http.h>
 
 #include "base/clock.h"
-#include "base/firehose.h"
-#include "base/transfer.h"
-#include "bind/db.h"
-#include "bind/mail.h"
-#include "bind/password.h"
-#include "server/metrics.h"
+#include "base/service.h"
 #include "server/conn.h"
 #include "base/log.h"
 #include "server/request.h"
@@ -115,31 +110,23 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     else begin_drain(w);
 }
 
-/* ---- per-worker services (services.h) ---------------------------------- */
-
-struct service {
-    int (*init)(struct event_base *base);
-    void (*shutdown)(void);
-};
-
-static const struct service services[] = {
-#define HOST_SERVICE(init, shutdown) {init, shutdown},
-#include "server/services.h"
-#undef HOST_SERVICE
-    {NULL, NULL},
-};
+/* ---- per-worker services (base/service.h) ------------------------------ */
 
 static int start_services(struct event_base *base)
 {
-    for (const struct service *s = services; s->init; s++)
-        if (s->init(base) != 0) return -1;
+    for (const struct host_service *const *s = host_services; *s; s++)
+        if ((*s)->init && (*s)->init(base) != 0) return -1;
     return 0;
 }
 
+/* Every shutdown, in reverse order: each is idempotent and safe when its
+ * init never ran. */
 static void stop_services(void)
 {
-    size_t n = sizeof services / sizeof services[0] - 1;
-    while (n-- > 0) services[n].shutdown();
+    size_t n = 0;
+    while (host_services[n]) n++;
+    while (n-- > 0)
+        if (host_services[n]->shutdown) host_services[n]->shutdown();
 }
 
 static int setup_http(struct worker *w, int listen_fd)
