@@ -120,7 +120,8 @@ mkdir -p "$helpers"
 read -r -a libevent_flags <<<"$(pkg-config --cflags --libs libevent)"
 read -r -a libsodium_flags <<<"$(pkg-config --cflags --libs libsodium)"
 cc -O2 -Wall -Wextra -o "$helpers/bare_evhttp" bench/bare_evhttp.c "${libevent_flags[@]}"
-cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$helpers/hash_cost" bench/hash_cost.c host/bind/pwhash_memory.c "${libsodium_flags[@]}" -lpthread
+cc -O2 -Wall -Wextra -D_GNU_SOURCE -Ihost -o "$helpers/hash_cost" bench/hash_cost.c host/bind/pwhash_memory.c \
+  host/server/interpose_mmap.c "${libsodium_flags[@]}" -lpthread
 
 # ---- the machine -------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

@@ -5,12 +5,14 @@
  * start of every hash and unmaps them at the end: ~4,900 page faults, the
  * kernel zeroing every page, and munmap's TLB shootdowns, half the time of a
  * verify, and the threads of one process contend on its memory map while
- * they fault. This file defines mmap and munmap in the executable, which
- * interposes them for every library (as http_errors.c does for evhttp). On a
- * thread between host_pwhash_memory_begin and _end, the first anonymous
- * private mapping requested is served from the thread's kept region when the
- * size matches, and its munmap keeps the region instead of unmapping it.
- * Every other call goes straight to the system call.
+ * they fault. The executable defines mmap and munmap
+ * (server/interpose_mmap.c), which interposes them for every library, and
+ * asks this file first. On a thread between host_pwhash_memory_begin and
+ * _end, the first anonymous private mapping requested is served from the
+ * thread's kept region when the size matches, and its munmap keeps the
+ * region instead of unmapping it. Every other call goes straight to the
+ * system call. Without the interposer (the spec module host.so) nothing is
+ * ever lent, and begin/end only mark the thread.
  *
  * What is kept is argon2's block memory: the next hash overwrites every
  * block before reading it, libsodium wipes it (or not) exactly as before,
@@ -33,13 +35,13 @@ static _Thread_local struct {
     size_t len;
 } kept;
 
-static void *system_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+void *host_pwhash_system_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     /* the kernel returns the address as a long */
     return (void *)syscall(SYS_mmap, addr, len, (long)prot, (long)flags, (long)fd, (long)off); /* NOLINT(performance-no-int-to-ptr) */
 }
 
-static int system_munmap(void *addr, size_t len)
+int host_pwhash_system_munmap(void *addr, size_t len)
 {
     return (int)syscall(SYS_munmap, addr, len);
 }
@@ -62,7 +64,7 @@ size_t host_pwhash_memory_held(void)
 void host_pwhash_memory_release(void)
 {
     if (kept.base == NULL || kept.lent) return;
-    system_munmap(kept.base, kept.len);
+    host_pwhash_system_munmap(kept.base, kept.len);
     kept.base = NULL;
     kept.len = 0;
 }
@@ -75,13 +77,12 @@ static int is_argon2_request(const void *addr, int prot, int flags, int fd)
            (flags & needed) == needed && (flags & ~allowed) == 0;
 }
 
-/* The names differ from <sys/mman.h>'s reserved ones (__addr...). */
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) /* NOLINT(readability-inconsistent-declaration-parameter-name) */
+void *host_pwhash_memory_map(void *addr, size_t len, int prot, int flags, int fd)
 {
-    if (!is_argon2_request(addr, prot, flags, fd)) return system_mmap(addr, len, prot, flags, fd, off);
+    if (!is_argon2_request(addr, prot, flags, fd)) return NULL;
     if (kept.base != NULL && kept.len != len) host_pwhash_memory_release(); /* other parameters */
     if (kept.base == NULL) {
-        void *p = system_mmap(NULL, len, prot, flags, -1, 0);
+        void *p = host_pwhash_system_mmap(NULL, len, prot, flags, -1, 0);
         if (p == MAP_FAILED) return p;
         (void)madvise(p, len, MADV_DONTDUMP);
         kept.base = p;
@@ -91,11 +92,11 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) /* NO
     return kept.base;
 }
 
-int munmap(void *addr, size_t len) /* NOLINT(readability-inconsistent-declaration-parameter-name) */
+int host_pwhash_memory_unmap(const void *addr, size_t len)
 {
     if (kept.lent && addr == kept.base && len == kept.len) {
         kept.lent = 0;
-        return 0;
+        return 1;
     }
-    return system_munmap(addr, len);
+    return 0;
 }

@@ -1,33 +1,16 @@
 /* http_errors.c — JSON bodies for the errors the host answers before (or
- * instead of) any script.
- *
- * evhttp replies on its own to what never reaches a script: a body over
- * MAX_BODY_BYTES (413), headers over MAX_HEADER_BYTES, a malformed request
- * line, a method it does not parse. It does so through evhttp_send_error,
- * which writes an HTML page. libevent calls that function through its PLT,
- * so this definition, exported by the executable (ENABLE_EXPORTS), takes its
- * place inside libevent as well and every such reply gets the API.md error
- * body, an X-Request-Id and an access line. Oversized heads come to it as a
- * 400 and leave as 431 (conn.c counted the bytes).
- *
- * host_http_error_raw formats the same reply as bytes, for the one place
- * that answers outside evhttp (conn.c's read deadline, 408).
- * Owns nothing beyond the reply buffer it sends. */
+ * instead of) any script: evhttp's own replies (interpose_evhttp.c), the
+ * read deadline (conn.c, 408, written as raw bytes), and a request the
+ * worker cannot start (request.c). Holds no state. */
 #include "server/http_errors.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
-#include <event2/keyvalq_struct.h>
 #include <sodium.h>
 
-#include "server/conn.h"
 #include "base/json.h"
-#include "base/log.h"
-#include "server/metrics.h"
 
 static const char *error_code(int status)
 {
@@ -57,7 +40,7 @@ static const char *error_message(int status)
     }
 }
 
-static const char *reason_phrase(int status)
+const char *host_http_reason(int status)
 {
     switch (status) {
     case 408: return "Request Timeout";
@@ -66,20 +49,19 @@ static const char *reason_phrase(int status)
     }
 }
 
-/* Appends {"error":{"code":..,"message":..}} for `status`. */
-static void add_body(struct evbuffer *body, int status)
+void host_http_error_body(struct evbuffer *out, int status, const char *code, const char *message)
 {
-    const char *message = error_message(status);
-    evbuffer_add_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":", error_code(status));
-    host_json_string(body, message, strlen(message));
-    evbuffer_add(body, "}}", 2);
+    if (message == NULL) message = error_message(status);
+    evbuffer_add_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":", code ? code : error_code(status));
+    host_json_string(out, message, strlen(message));
+    evbuffer_add(out, "}}", 2);
 }
 
-static void new_request_id(char out[33])
+void host_http_request_id(char out[HOST_REQUEST_ID_LEN])
 {
     unsigned char raw[16];
     randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(out, 33, raw, sizeof raw);
+    sodium_bin2hex(out, HOST_REQUEST_ID_LEN, raw, sizeof raw);
 }
 
 size_t host_http_error_raw(int status, const char *request_id, char *out, size_t cap)
@@ -87,9 +69,9 @@ size_t host_http_error_raw(int status, const char *request_id, char *out, size_t
     struct evbuffer *body = evbuffer_new();
     size_t n = 0;
     if (body == NULL || cap == 0) goto done;
-    add_body(body, status);
+    host_http_error_body(body, status, NULL, NULL);
     size_t len = evbuffer_get_length(body);
-    const char *reason = reason_phrase(status);
+    const char *reason = host_http_reason(status);
     int head = snprintf(out, cap,
         "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
         "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n",
@@ -100,40 +82,4 @@ size_t host_http_error_raw(int status, const char *request_id, char *out, size_t
 done:
     if (body) evbuffer_free(body);
     return n;
-}
-
-void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
-{
-    struct evbuffer *body = evbuffer_new();
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    char request_id[33];
-    (void)reason;
-
-    if (body == NULL) {
-        evhttp_connection_free(evhttp_request_get_connection(req));
-        return;
-    }
-    /* no read deadline while the reply goes out; conn.c saw the raw head */
-    unsigned head = host_conn_request_started(req);
-    if (error == 400 && (head & HOST_CONN_HEAD_LONG)) error = 431;
-    new_request_id(request_id);
-    add_body(body, error);
-
-    /* A request whose first line did not parse has no version yet. */
-    if (req->major == 0 && req->minor == 0) {
-        req->major = 1;
-        req->minor = 1;
-    }
-    evhttp_clear_headers(out);
-    evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
-    evhttp_add_header(out, "Connection", "close");
-    evhttp_add_header(out, "X-Request-Id", request_id);
-    evhttp_send_reply(req, error, reason_phrase(error), body);
-    evbuffer_free(body);
-
-    host_metrics_request_refused(NULL, error);
-    struct log_line *line = host_log_begin(LOG_INFO, "request refused by the HTTP layer");
-    host_log_str(line, "request_id", request_id);
-    host_log_int(line, "status", error);
-    host_log_end(line);
 }
