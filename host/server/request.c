@@ -32,7 +32,7 @@
 #include "server/request_table.h"
 #include "lua/task.h"
 #include "lua/vm.h"
-#include "server/worker.h"
+#include "server/worker_state.h"
 
 struct http_request {
     struct host_task task;

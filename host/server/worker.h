@@ -4,26 +4,7 @@
 #define MOONKEEP_WORKER_H
 
 #include "base/config.h"
-
-struct event;
-struct event_base;
-struct evhttp;
-struct evhttp_bound_socket;
-struct generation;
-
-struct worker {
-    const struct config *cfg;
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct generation *current;
-    unsigned inflight;          /* requests between dispatch and reply */
-    int draining;               /* SIGTERM seen: no accepts, Connection: close */
-    double drain_started;       /* monotonic seconds */
-    double last_reply;          /* monotonic seconds of the latest reply */
-    struct event *signals[3];
-    struct event *drain_timer;
-};
+#include "server/worker_state.h"
 
 /* Runs a worker until it has drained after SIGTERM/SIGINT. `listen_fd` is the
  * master's bound socket. Returns the process exit status. */
