@@ -243,138 +243,6 @@ static size_t response_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* ---- a small JSON reader (responses of Firehose and of the credentials
- * endpoint: objects, arrays, strings, numbers, literals) --------------------- */
-
-struct jp {
-    const char *p, *end;
-};
-
-static void jp_ws(struct jp *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n')) j->p++;
-}
-
-static int jp_eat(struct jp *j, char c)
-{
-    jp_ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return 1;
-    }
-    return 0;
-}
-
-static int jp_peek(struct jp *j)
-{
-    jp_ws(j);
-    return j->p < j->end ? (unsigned char)*j->p : -1;
-}
-
-/* Reads a string. With `out`, writes it there, NUL-terminated (cap must be
- * more than the string's length: callers pass the rest of the input plus
- * one). \u escapes outside ASCII become '?': every string read here is ASCII
- * in practice. 0, or -1 when it is not a string. */
-static int jp_string(struct jp *j, char *out)
-{
-    size_t n = 0;
-    if (!jp_eat(j, '"')) return -1;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return -1;
-            char e = *j->p++;
-            switch (e) {
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'u': {
-                unsigned v = 0;
-                if (j->end - j->p < 4) return -1;
-                for (int i = 0; i < 4; i++) {
-                    unsigned char h = (unsigned char)j->p[i];
-                    v <<= 4;
-                    if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
-                    else return -1;
-                }
-                j->p += 4;
-                if (v > 0 && v < 0x80) c = (char)v;
-                else c = '?';
-                break;
-            }
-            default: c = e; break;
-            }
-        }
-        if (out) out[n++] = c;
-    }
-    if (j->p >= j->end) return -1;
-    j->p++;
-    if (out) out[n] = '\0';
-    return 0;
-}
-
-/* A malloc'd copy of the string at j, or NULL (not a string, or no memory). */
-static char *jp_strdup(struct jp *j)
-{
-    char *s = malloc((size_t)(j->end - j->p) + 1);
-    if (s && jp_string(j, s) != 0) {
-        free(s);
-        s = NULL;
-    }
-    return s;
-}
-
-static int jp_skip(struct jp *j, int depth)
-{
-    int c = jp_peek(j);
-    if (c < 0 || depth > 32) return -1;
-    if (c == '"') return jp_string(j, NULL);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        if (jp_eat(j, close)) return 0;
-        for (;;) {
-            if (c == '{' && (jp_string(j, NULL) != 0 || !jp_eat(j, ':'))) return -1;
-            if (jp_skip(j, depth + 1) != 0) return -1;
-            if (jp_eat(j, ',')) continue;
-            return jp_eat(j, close) ? 0 : -1;
-        }
-    }
-    const char *start = j->p;
-    while (j->p < j->end && (isalnum((unsigned char)*j->p) || *j->p == '-' || *j->p == '+' || *j->p == '.')) j->p++;
-    return j->p > start ? 0 : -1;
-}
-
-/* Walks the members of the object at j: for each, reads the key into `key`
- * (cut to 63 bytes) and calls member(key, j, arg), which must consume the
- * value (jp_skip it when it does not want it). 0, or -1 on malformed JSON. */
-static int jp_object(struct jp *j, int (*member)(const char *key, struct jp *j, void *arg), void *arg)
-{
-    if (!jp_eat(j, '{')) return -1;
-    if (jp_eat(j, '}')) return 0;
-    for (;;) {
-        char key[64];
-        jp_ws(j);
-        struct jp k = *j; /* at the key's opening quote */
-        if (jp_string(j, NULL) != 0 || !jp_eat(j, ':')) return -1;
-        /* read the key again, bounded */
-        size_t n = 0;
-        k.p++;
-        while (k.p < k.end && *k.p != '"' && n < sizeof key - 1) {
-            if (*k.p == '\\') break; /* keys we look for have no escapes */
-            key[n++] = *k.p++;
-        }
-        key[n] = '\0';
-        if (member(key, j, arg) != 0) return -1;
-        if (jp_eat(j, ',')) continue;
-        return jp_eat(j, '}') ? 0 : -1;
-    }
-}
-
 /* ---- the PutRecordBatch response ------------------------------------------- */
 
 struct put_result {
@@ -386,41 +254,41 @@ struct put_result {
     char message[160];                  /* message of an error body */
 };
 
-static int entry_member(const char *key, struct jp *j, void *arg)
+static int entry_member(const char *key, struct host_json_reader *j, void *arg)
 {
     int *has_error = arg;
-    if (!strcmp(key, "ErrorCode") && jp_peek(j) == '"') {
+    if (!strcmp(key, "ErrorCode") && host_json_read_peek(j) == '"') {
         const char *start = j->p;
-        if (jp_string(j, NULL) != 0) return -1;
+        if (host_json_read_string(j, NULL) != 0) return -1;
         if (j->p - start > 2) *has_error = 1; /* a non-empty string */
         return 0;
     }
-    return jp_skip(j, 1);
+    return host_json_read_skip(j, 1);
 }
 
-static int result_member(const char *key, struct jp *j, void *arg)
+static int result_member(const char *key, struct host_json_reader *j, void *arg)
 {
     struct put_result *r = arg;
-    if (!strcmp(key, "FailedPutCount") && jp_peek(j) != '"') {
+    if (!strcmp(key, "FailedPutCount") && host_json_read_peek(j) != '"') {
         char *endp;
-        jp_ws(j);
+        host_json_read_blank(j);
         r->failed_put_count = strtol(j->p, &endp, 10);
-        return jp_skip(j, 1);
+        return host_json_read_skip(j, 1);
     }
-    if (!strcmp(key, "RequestResponses") && jp_peek(j) == '[') {
+    if (!strcmp(key, "RequestResponses") && host_json_read_peek(j) == '[') {
         j->p++;
-        if (jp_eat(j, ']')) return 0;
+        if (host_json_read_eat(j, ']')) return 0;
         for (;;) {
             int has_error = 0;
-            if (jp_object(j, entry_member, &has_error) != 0) return -1;
+            if (host_json_read_object(j, entry_member, &has_error) != 0) return -1;
             if (r->seen < r->count && r->failed) r->failed[r->seen] = (unsigned char)has_error;
             r->seen++;
-            if (jp_eat(j, ',')) continue;
-            return jp_eat(j, ']') ? 0 : -1;
+            if (host_json_read_eat(j, ',')) continue;
+            return host_json_read_eat(j, ']') ? 0 : -1;
         }
     }
-    if ((!strcmp(key, "__type") || !strcmp(key, "message") || !strcmp(key, "Message")) && jp_peek(j) == '"') {
-        char *s = jp_strdup(j);
+    if ((!strcmp(key, "__type") || !strcmp(key, "message") || !strcmp(key, "Message")) && host_json_read_peek(j) == '"') {
+        char *s = host_json_read_strdup(j);
         if (s == NULL) return -1;
         if (key[0] == '_') {
             const char *hash = strrchr(s, '#');
@@ -431,18 +299,18 @@ static int result_member(const char *key, struct jp *j, void *arg)
         free(s);
         return 0;
     }
-    return jp_skip(j, 1);
+    return host_json_read_skip(j, 1);
 }
 
 /* Reads a response body into *r. 0, or -1 when it is not a JSON object. */
 static int parse_put_result(const struct response *resp, struct put_result *r)
 {
-    struct jp j = {resp->data, resp->data + resp->len};
+    struct host_json_reader j = {resp->data, resp->data + resp->len};
     r->failed_put_count = -1;
     r->seen = 0;
     r->type[0] = r->message[0] = '\0';
     if (resp->len == 0) return -1;
-    return jp_object(&j, result_member, r);
+    return host_json_read_object(&j, result_member, r);
 }
 
 /* ---- the sink (inside host_log_end: must not log) --------------------------- */
@@ -870,7 +738,7 @@ struct creds_doc {
     char *access_key, *secret, *token, *expiration;
 };
 
-static int creds_member(const char *key, struct jp *j, void *arg)
+static int creds_member(const char *key, struct host_json_reader *j, void *arg)
 {
     struct creds_doc *d = arg;
     char **slot = !strcmp(key, "AccessKeyId")       ? &d->access_key
@@ -878,9 +746,9 @@ static int creds_member(const char *key, struct jp *j, void *arg)
                   : !strcmp(key, "Token")           ? &d->token
                   : !strcmp(key, "Expiration")      ? &d->expiration
                                                     : NULL;
-    if (slot == NULL || jp_peek(j) != '"') return jp_skip(j, 1);
+    if (slot == NULL || host_json_read_peek(j) != '"') return host_json_read_skip(j, 1);
     wipe_free(*slot);
-    return (*slot = jp_strdup(j)) ? 0 : -1;
+    return (*slot = host_json_read_strdup(j)) ? 0 : -1;
 }
 
 /* "2024-01-01T12:00:00Z" (fractions and offsets other than Z/+00:00 are not
@@ -942,9 +810,9 @@ static void fetch_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
         fetch_free(f);
         return;
     }
-    struct jp j = {f->response.data, f->response.data + f->response.len};
+    struct host_json_reader j = {f->response.data, f->response.data + f->response.len};
     time_t expires;
-    if (f->response.len == 0 || jp_object(&j, creds_member, &d) != 0 || !d.access_key || !d.secret ||
+    if (f->response.len == 0 || host_json_read_object(&j, creds_member, &d) != 0 || !d.access_key || !d.secret ||
         (expires = parse_expiration(d.expiration)) == 0) {
         creds_failed(code, "the answer has no AccessKeyId, SecretAccessKey and Expiration");
     } else {

@@ -3,13 +3,16 @@
  * Why not lua-cjson's encoder: Debian's lua-cjson 2.1.0 encodes every empty
  * table as {} and cannot be told that `"users": []` is a list. This encoder
  * honours an array metatable (host.json.array), and its string escaping is
- * shared with the log writer. Decoding stays with lua-cjson.
- * Owns nothing: callers own the evbuffer they pass in. */
+ * shared with the log writer. Decoding Lua's JSON stays with lua-cjson;
+ * the reader at the end serves the replies of services the host calls
+ * (firehose.c). Owns nothing: callers own the evbuffers and strings. */
 #include "base/json.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -351,4 +354,131 @@ int host_json_open(lua_State *L)
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     return 1;
+}
+
+/* ---- reading (json.h) ------------------------------------------------------ */
+
+void host_json_read_blank(struct host_json_reader *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n')) j->p++;
+}
+
+int host_json_read_eat(struct host_json_reader *j, char c)
+{
+    host_json_read_blank(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+int host_json_read_peek(struct host_json_reader *j)
+{
+    host_json_read_blank(j);
+    return j->p < j->end ? (unsigned char)*j->p : -1;
+}
+
+/* Reads a string. With `out`, writes it there, NUL-terminated (cap must be
+ * more than the string's length: callers pass the rest of the input plus
+ * one). \u escapes outside ASCII become '?': every string read here is ASCII
+ * in practice. 0, or -1 when it is not a string. */
+int host_json_read_string(struct host_json_reader *j, char *out)
+{
+    size_t n = 0;
+    if (!host_json_read_eat(j, '"')) return -1;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) return -1;
+            char e = *j->p++;
+            switch (e) {
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'u': {
+                unsigned v = 0;
+                if (j->end - j->p < 4) return -1;
+                for (int i = 0; i < 4; i++) {
+                    unsigned char h = (unsigned char)j->p[i];
+                    v <<= 4;
+                    if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
+                    else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
+                    else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
+                    else return -1;
+                }
+                j->p += 4;
+                if (v > 0 && v < 0x80) c = (char)v;
+                else c = '?';
+                break;
+            }
+            default: c = e; break;
+            }
+        }
+        if (out) out[n++] = c;
+    }
+    if (j->p >= j->end) return -1;
+    j->p++;
+    if (out) out[n] = '\0';
+    return 0;
+}
+
+/* A malloc'd copy of the string at j, or NULL (not a string, or no memory). */
+char *host_json_read_strdup(struct host_json_reader *j)
+{
+    char *s = malloc((size_t)(j->end - j->p) + 1);
+    if (s && host_json_read_string(j, s) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+int host_json_read_skip(struct host_json_reader *j, int depth)
+{
+    int c = host_json_read_peek(j);
+    if (c < 0 || depth > 32) return -1;
+    if (c == '"') return host_json_read_string(j, NULL);
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (host_json_read_eat(j, close)) return 0;
+        for (;;) {
+            if (c == '{' && (host_json_read_string(j, NULL) != 0 || !host_json_read_eat(j, ':'))) return -1;
+            if (host_json_read_skip(j, depth + 1) != 0) return -1;
+            if (host_json_read_eat(j, ',')) continue;
+            return host_json_read_eat(j, close) ? 0 : -1;
+        }
+    }
+    const char *start = j->p;
+    while (j->p < j->end && (isalnum((unsigned char)*j->p) || *j->p == '-' || *j->p == '+' || *j->p == '.')) j->p++;
+    return j->p > start ? 0 : -1;
+}
+
+/* Walks the members of the object at j: for each, reads the key into `key`
+ * (cut to 63 bytes) and calls member(key, j, arg), which must consume the
+ * value (host_json_read_skip it when it does not want it). 0, or -1 on malformed JSON. */
+int host_json_read_object(struct host_json_reader *j, int (*member)(const char *key, struct host_json_reader *j, void *arg), void *arg)
+{
+    if (!host_json_read_eat(j, '{')) return -1;
+    if (host_json_read_eat(j, '}')) return 0;
+    for (;;) {
+        char key[64];
+        host_json_read_blank(j);
+        struct host_json_reader k = *j; /* at the key's opening quote */
+        if (host_json_read_string(j, NULL) != 0 || !host_json_read_eat(j, ':')) return -1;
+        /* read the key again, bounded */
+        size_t n = 0;
+        k.p++;
+        while (k.p < k.end && *k.p != '"' && n < sizeof key - 1) {
+            if (*k.p == '\\') break; /* keys we look for have no escapes */
+            key[n++] = *k.p++;
+        }
+        key[n] = '\0';
+        if (member(key, j, arg) != 0) return -1;
+        if (host_json_read_eat(j, ',')) continue;
+        return host_json_read_eat(j, '}') ? 0 : -1;
+    }
 }

@@ -1,4 +1,5 @@
-/* json.h — JSON text produced by the host (response bodies, log lines). */
+/* json.h — JSON text produced by the host (response bodies, log lines),
+ * and a small reader for the JSON it receives from services it calls. */
 #ifndef MOONKEEP_JSON_H
 #define MOONKEEP_JSON_H
 
@@ -33,6 +34,37 @@ int host_json_encode(lua_State *L, int idx, struct evbuffer *out, const char **e
 typedef int (*host_json_redact_fn)(const char *key);
 int host_json_encode_redacting(lua_State *L, int idx, struct evbuffer *out, host_json_redact_fn redact,
                                const char **err);
+
+/* ---- reading ------------------------------------------------------------------
+ * A small reader for the JSON documents the host itself receives (Firehose's
+ * responses, the container credentials endpoint): objects, arrays, strings,
+ * numbers, literals, over a byte range, without building a tree. Scripts
+ * decode with lua-cjson. */
+
+struct host_json_reader {
+    const char *p, *end;    /* what is left to read */
+};
+
+/* Skips blanks. */
+void host_json_read_blank(struct host_json_reader *j);
+/* The next byte after blanks, or -1 at the end. */
+int host_json_read_peek(struct host_json_reader *j);
+/* Consumes `c` (after blanks) when it is next: 1, else 0. */
+int host_json_read_eat(struct host_json_reader *j, char c);
+/* Reads a string; with `out` (room for the rest of the input plus one),
+ * writes it there NUL-terminated. \u escapes outside ASCII become '?'.
+ * 0, or -1 when it is not a string. */
+int host_json_read_string(struct host_json_reader *j, char *out);
+/* A malloc'd copy of the string at j, or NULL (not a string, no memory). */
+char *host_json_read_strdup(struct host_json_reader *j);
+/* Skips one value, nested at most 32 deep below `depth`. 0 or -1. */
+int host_json_read_skip(struct host_json_reader *j, int depth);
+/* Walks the members of the object at j: for each, reads the key (cut to 63
+ * bytes; keys with escapes are cut at the escape) and calls member(key, j,
+ * arg), which must consume the value (host_json_read_skip it when it does
+ * not want it). 0, or -1 on malformed JSON or when member fails. */
+int host_json_read_object(struct host_json_reader *j,
+                          int (*member)(const char *key, struct host_json_reader *j, void *arg), void *arg);
 
 /* Pushes the host.json module: encode(v), array(t), null. */
 int host_json_open(lua_State *L);
