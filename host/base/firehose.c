@@ -55,11 +55,11 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/transfer.h"
-#include "base/clock.h"
 
 #define FH_BATCH_RECORDS 500            /* PutRecordBatch: records per call */
 #define FH_BATCH_BYTES 4000000          /* our bound on a request body (the limit is 4 MiB) */

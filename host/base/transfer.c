@@ -57,9 +57,9 @@
 
 #include <event2/event.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "base/clock.h"
 
 #define TRANSFER_MAX_FDS 128        /* sockets curl may hold at once; past it, a connect fails */
 #define TRANSFER_MAX_CONNECTS 8L    /* curl's connection cache, for every user together */

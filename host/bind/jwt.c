@@ -37,8 +37,8 @@
 #include <sodium.h>
 
 #include "base/config.h"
-#include "bind/crypto.h"
 #include "base/json.h"
+#include "bind/crypto.h"
 
 #define JWT_MAX_TOKEN_BYTES 4096   /* longer input is "invalid" unparsed */
 #define JWT_SKEW_S 60              /* allowed clock skew for iat and nbf */

@@ -50,11 +50,11 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "lua/task.h"
 #include "base/transfer.h"
-#include "base/clock.h"
+#include "lua/task.h"
 
 #define MAIL_ID_BYTES 16                     /* 128 random bits, 32 hex digits */
 #define MAIL_MAX_INFLIGHT 4                  /* concurrent SMTP transfers per worker */

@@ -40,8 +40,8 @@
 
 #include "base/config.h"
 #include "base/log.h"
-#include "bind/pwhash_memory.h"
 #include "lua/task.h"
+#include "bind/pwhash_memory.h"
 
 /* Niceness of the hashing threads (see pool_thread). */
 #define HASH_THREAD_NICE 10

@@ -9,9 +9,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "base/log.h"
 #include "lua/info.h"
 #include "lua/modules.h"
-#include "base/log.h"
 
 static int traceback_handler(lua_State *L)
 {

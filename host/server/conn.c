@@ -54,10 +54,10 @@
 #include <event2/listener.h>
 #include <sodium.h>
 
-#include "server/http_errors.h"
-#include "base/log.h"
-#include "server/metrics.h"
 #include "base/clock.h"
+#include "base/log.h"
+#include "server/http_errors.h"
+#include "server/metrics.h"
 
 /* Descriptors kept for everything but client connections (database pool,
  * mail, logs, scripts). */

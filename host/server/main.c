@@ -9,9 +9,9 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "lua/vm.h"
 #include "server/migrate.h"
 #include "server/supervisor.h"
-#include "lua/vm.h"
 
 static const char usage[] =
     "usage: moonkeep [command]\n"

@@ -50,8 +50,8 @@
 
 #include "base/log.h"
 #include "base/service.h"
-#include "bind/metrics.h"
 #include "lua/task.h"
+#include "bind/metrics.h"
 #include "server/snapshot.h"
 
 #define SERIES_MAX 256          /* (method, route, status) series per slot */

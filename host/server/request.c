@@ -23,15 +23,15 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
-#include "base/clock.h"
 #include "base/client_addr.h"
-#include "server/conn.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "server/metrics.h"
-#include "server/request_table.h"
 #include "lua/task.h"
 #include "lua/vm.h"
+#include "server/conn.h"
+#include "server/metrics.h"
+#include "server/request_table.h"
 #include "server/worker_state.h"
 
 struct http_request {

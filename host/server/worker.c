@@ -14,12 +14,12 @@
 #include <event2/http.h>
 
 #include "base/clock.h"
-#include "base/service.h"
-#include "server/conn.h"
 #include "base/log.h"
+#include "base/service.h"
+#include "lua/vm.h"
+#include "server/conn.h"
 #include "server/request.h"
 #include "server/snapshot.h"
-#include "lua/vm.h"
 
 /* How long a draining worker waits after its last reply before it closes
  * idle keep-alive connections: long enough for a busy client to send its
