@@ -280,7 +280,7 @@ local RESPONSES = {
   Conflict = error_response("The email (or admin name) is already in use.",
     error_example("conflict", "email is already in use", {email = "is already in use"})),
   PayloadTooLarge = error_response("The body is over the limit (64 KiB by default).",
-    error_example("payload_too_large", "the body is too large")),
+    error_example("payload_too_large", "the request body is larger than this server accepts")),
   UnsupportedMediaType = error_response("A body that is not application/json.",
     error_example("unsupported_media_type", "send the body as application/json")),
   ValidationFailed = error_response("Well-formed JSON that breaks a field rule; fields says which.",

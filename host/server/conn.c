@@ -52,7 +52,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
-#include <sodium.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -273,11 +272,9 @@ static void adopt(struct conn *c, struct evhttp_connection *evcon)
  * evhttp reads), then evhttp closes the connection and closed_cb releases c. */
 static void expire(struct conn *c)
 {
-    unsigned char raw[16];
-    char id[33], reply[512];
+    char id[HOST_REQUEST_ID_LEN], reply[512];
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(id, sizeof id, raw, sizeof raw);
+    host_http_request_id(id);
     size_t n = host_http_error_raw(408, id, reply, sizeof reply);
     if (fd >= 0 && n > 0 && send(fd, reply, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the client is gone or not reading: closing is all that is left */

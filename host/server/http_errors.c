@@ -1,9 +1,13 @@
-/* http_errors.c — JSON bodies for the errors the host answers before (or
- * instead of) any script: evhttp's own replies (interpose_evhttp.c), the
+/* http_errors.c — the host's error replies, in one place: the JSON error
+ * body, the reason phrases and the request ids of the errors the host
+ * answers before (or instead of) any script: evhttp's own replies (interpose_evhttp.c), the
  * read deadline (conn.c, 408, written as raw bytes), and a request the
- * worker cannot start (request.c). Holds no state. */
+ * worker cannot start (request.c); and the request ids of every request
+ * without a usable X-Request-Id. Holds no state but the request-id prefix
+ * and counter of its process. */
 #include "server/http_errors.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,55 +16,71 @@
 
 #include "base/json.h"
 
-static const char *error_code(int status)
-{
-    switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "request_timeout";
-    case 413: return "payload_too_large";
-    case 431: return "headers_too_large";
-    case 503: return "unavailable";
-    default: return status >= 500 ? "internal" : "bad_request";
-    }
-}
+/* The host's own errors: the status, the API's code for it and the
+ * message. scripts/lib/http.lua knows the same codes (STATUS, MESSAGES)
+ * with the same status and message: spec/unit/http_errors_spec.lua reads
+ * this table and holds the two equal. */
+static const struct host_error {
+    int status;
+    const char *code;
+    const char *message;
+} errors[] = {
+    {400, "bad_request", "the request is not valid"},
+    {404, "not_found", "no such resource"},
+    {405, "method_not_allowed", "method not allowed on this resource"},
+    {408, "request_timeout", "the request was not received in time"},
+    {413, "payload_too_large", "the request body is larger than this server accepts"},
+    {431, "headers_too_large", "the request line or headers are larger than this server accepts"},
+    {500, "internal", "internal server error"},
+    {503, "unavailable", "the service is temporarily unavailable"},
+};
 
-static const char *error_message(int status)
+/* The reason phrases evhttp 2.1 lacks (it would say "Client Error"). */
+static const struct {
+    int status;
+    const char *phrase;
+} reasons[] = {
+    {408, "Request Timeout"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+};
+
+/* The entry for `status`: its own, else 500's for a 5xx and 400's for any
+ * other status. */
+static const struct host_error *error_for(int status)
 {
-    switch (status) {
-    case 400: return "the request could not be parsed";
-    case 404: return "no such resource";
-    case 405: return "method not allowed on this resource";
-    case 408: return "the request was not received in time";
-    case 413: return "the request body is larger than this server accepts";
-    case 431: return "the request line or headers are larger than this server accepts";
-    case 503: return "the service is temporarily unavailable";
-    default: return status >= 500 ? "internal server error" : "the request could not be served";
-    }
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+        if (errors[i].status == status) return &errors[i];
+    return error_for(status >= 500 ? 500 : 400);
 }
 
 const char *host_http_reason(int status)
 {
-    switch (status) {
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    default: return NULL; /* evhttp's own */
-    }
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status) return reasons[i].phrase;
+    return NULL; /* evhttp's own */
 }
 
 void host_http_error_body(struct evbuffer *out, int status, const char *code, const char *message)
 {
-    if (message == NULL) message = error_message(status);
-    evbuffer_add_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":", code ? code : error_code(status));
+    const struct host_error *e = error_for(status);
+    if (message == NULL) message = e->message;
+    evbuffer_add_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":", code ? code : e->code);
     host_json_string(out, message, strlen(message));
     evbuffer_add(out, "}}", 2);
 }
 
+/* A random prefix drawn once per worker and a counter: unique across
+ * workers and restarts, without a getrandom(2) per request. */
 void host_http_request_id(char out[HOST_REQUEST_ID_LEN])
 {
+    static unsigned char prefix[8];
+    static uint64_t counter; /* 0 in every new worker: the master serves none */
     unsigned char raw[16];
-    randombytes_buf(raw, sizeof raw);
+    if (counter++ == 0) randombytes_buf(prefix, sizeof prefix);
+    memcpy(raw, prefix, sizeof prefix);
+    for (int i = 0; i < 8; i++) raw[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
     sodium_bin2hex(out, HOST_REQUEST_ID_LEN, raw, sizeof raw);
 }
 

@@ -21,7 +21,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <lauxlib.h>
-#include <sodium.h>
 
 #include "base/client_addr.h"
 #include "base/clock.h"
@@ -30,6 +29,7 @@
 #include "lua/task.h"
 #include "lua/vm.h"
 #include "server/conn.h"
+#include "server/http_errors.h"
 #include "server/metrics.h"
 #include "server/request_table.h"
 #include "server/worker_state.h"
@@ -46,9 +46,6 @@ struct http_request {
     char client_addr[HOST_CLIENT_ADDR_LEN]; /* the peer, or whom trusted proxies name */
 };
 
-static const char internal_error_body[] =
-    "{\"error\":{\"code\":\"internal\",\"message\":\"internal server error\"}}";
-
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
@@ -63,20 +60,6 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     case EVHTTP_REQ_PATCH: return "PATCH";
     }
     return "UNKNOWN";
-}
-
-/* A random prefix drawn once per worker and a counter: unique across
- * workers and restarts, without a getrandom(2) per request. Request ids
- * label log lines; they are not secrets. */
-static void new_request_id(char out[33])
-{
-    static unsigned char prefix[8];
-    static uint64_t counter; /* 0 in every new worker: the master serves none */
-    unsigned char raw[16];
-    if (counter++ == 0) randombytes_buf(prefix, sizeof prefix);
-    memcpy(raw, prefix, sizeof prefix);
-    for (int i = 0; i < 8; i++) raw[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
-    sodium_bin2hex(out, 33, raw, sizeof raw);
 }
 
 /* The methods evhttp reads a body for (evhttp_method_may_have_body). */
@@ -148,23 +131,12 @@ static void add_common_headers(struct http_request *hr)
     if (hr->worker->draining || hr->close) evhttp_add_header(out, "Connection", "close");
 }
 
-/* evhttp 2.1 knows no phrase for these and would say "Client Error". */
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    default: return NULL; /* evhttp's own */
-    }
-}
-
-/* The single exit of a request: reply, log, release. `body` may be NULL. */
-static void finish_request(struct http_request *hr, int status, struct evbuffer *body)
+/* The end of every request, answered (finish_request) or abandoned by
+ * its client (client_gone_cb, status 499): its access line and metrics,
+ * then everything hr owns, and hr itself. */
+static void request_end(struct http_request *hr, int status)
 {
     struct worker *w = hr->worker;
-    add_common_headers(hr);
-    evhttp_send_reply(hr->req, status, reason_phrase(status), body);
     access_log(hr, status);
     host_metrics_request_end(hr->method, hr->task.route, status, host_now() - hr->started);
     if (hr->client_gone) event_free(hr->client_gone);
@@ -175,26 +147,32 @@ static void finish_request(struct http_request *hr, int status, struct evbuffer 
     w->last_reply = host_now();
 }
 
-static void reply_error(struct http_request *hr, int status, const char *code, const char *message)
+/* The single exit of an answered request: reply, then request_end. `body`
+ * may be NULL. */
+static void finish_request(struct http_request *hr, int status, struct evbuffer *body)
 {
-    struct evbuffer *body = evbuffer_new();
-    evbuffer_add_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
-    host_json_string(body, message, strlen(message));
-    evbuffer_add(body, "}}", 2);
-    evhttp_add_header(evhttp_request_get_output_headers(hr->req), "Content-Type", "application/json; charset=utf-8");
-    finish_request(hr, status, body);
-    evbuffer_free(body);
+    add_common_headers(hr);
+    evhttp_send_reply(hr->req, status, host_http_reason(status), body);
+    request_end(hr, status);
 }
 
-static void reply_internal_error(struct http_request *hr)
+/* An error the host answers itself (http_errors.c): `code` and `message`,
+ * or with NULL the host's own for `status`. Headers a script set are
+ * dropped. */
+static void reply_error(struct http_request *hr, int status, const char *code, const char *message)
 {
     struct evbuffer *body = evbuffer_new();
     struct evkeyvalq *out = evhttp_request_get_output_headers(hr->req);
     evhttp_clear_headers(out);
     evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
-    evbuffer_add(body, internal_error_body, sizeof internal_error_body - 1);
-    finish_request(hr, 500, body);
-    evbuffer_free(body);
+    if (body) host_http_error_body(body, status, code, message);
+    finish_request(hr, status, body);
+    if (body) evbuffer_free(body);
+}
+
+static void reply_internal_error(struct http_request *hr)
+{
+    reply_error(hr, 500, NULL, NULL);
 }
 
 static int header_value_is_safe(const char *s)
@@ -289,7 +267,6 @@ static void task_done(struct host_task *task, int status, const char *traceback)
 static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct http_request *hr = arg;
-    struct worker *w = hr->worker;
     struct evhttp_connection *conn = evhttp_request_get_connection(hr->req);
     (void)fd;
     (void)what;
@@ -298,15 +275,8 @@ static void client_gone_cb(evutil_socket_t fd, short what, void *arg)
     host_log_str(line, "request_id", hr->task.request_id);
     host_log_str(line, "path", hr->log_target);
     host_log_end(line);
-    access_log(hr, 499);
-    host_metrics_request_end(hr->method, hr->task.route, 499, host_now() - hr->started);
-    event_free(hr->client_gone);
-    host_task_release(&hr->task);
-    free(hr->log_target);
-    free(hr);
+    request_end(hr, 499);
     if (conn) evhttp_connection_free(conn);
-    w->inflight--;
-    w->last_reply = host_now();
 }
 
 /* The task has waited client_watch_delay (below): watch the connection for
@@ -357,7 +327,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
     if (given_id && host_request_id_is_sane(given_id))
         snprintf(hr->task.request_id, sizeof hr->task.request_id, "%s", given_id);
     else
-        new_request_id(hr->task.request_id);
+        host_http_request_id(hr->task.request_id);
 
     /* A head refused here says nothing trustworthy about where the next
      * request starts: the connection closes with the answer. */

@@ -14,18 +14,24 @@ cjson.decode_max_depth(100)
 
 local http = {}
 
--- The status each error code answers with (API.md, error table).
+-- The status each error code answers with (docs/api.md, error table), and
+-- the message it says unless a handler gives its own. The codes the host
+-- answers by itself (request_timeout, headers_too_large, ...) are here too,
+-- with the host's status and message: spec/unit/http_errors_spec.lua holds
+-- these tables and host/server/http_errors.c's equal.
 http.STATUS = {
   bad_request = 400, invalid_json = 400, invalid_token = 400,
   unauthorized = 401, invalid_credentials = 401, token_expired = 401,
   account_not_confirmed = 403,
   not_found = 404,
   method_not_allowed = 405,
+  request_timeout = 408,
   conflict = 409,
   payload_too_large = 413,
   unsupported_media_type = 415,
   validation_failed = 422,
   rate_limited = 429,
+  headers_too_large = 431,
   internal = 500,
   unavailable = 503,
 }
@@ -50,7 +56,9 @@ http.MESSAGES = {
   account_not_confirmed = "confirm your email address before logging in",
   conflict = "already in use",
   rate_limited = "too many attempts; try again later",
-  payload_too_large = "the body is too large",
+  payload_too_large = "the request body is larger than this server accepts",
+  request_timeout = "the request was not received in time",
+  headers_too_large = "the request line or headers are larger than this server accepts",
 }
 
 function http.response(status, body, headers)
