@@ -20,6 +20,7 @@ local ROUTE_MODULES = {
   "routes.meta",
   "routes.auth",
   "routes.users",
+  "routes.audit",
   "routes.console",
 }
 
