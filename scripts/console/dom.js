@@ -228,9 +228,13 @@ export function pagedTable({ caption, columns, load, empty, more = "More" }) {
       show({ count: body.rows.length });
     } catch (e) {
       if (mine !== generation) return;
+      if (reset && e.fields) {
+        // a refused filter (422 with fields): the caller shows it by field
+        show({ failure: e, count: 0 });
+        clear(status, h("p", { class: "state" }, "Nothing to show: correct the fields above."));
+        throw e;
+      }
       show({ failure: e, count: body.rows.length });
-      // a refused filter (422 with fields) is the caller's to show by field
-      if (reset && e.fields) throw e;
     } finally {
       moreButton.disabled = false;
     }

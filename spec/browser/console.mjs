@@ -409,6 +409,19 @@ try {
     check("the audit trail has the user's creation, update and deletion, filtered by target",
       res.status === 200 && actions.has("user.created") && actions.has("user.updated") && actions.has("user.deleted"),
       [...actions].join(","));
+    // since/until are the browser's local time (UTC here), sent as RFC 3339
+    const local = (ms) => new Date(ms).toISOString().slice(0, 16);
+    await filters.getByLabel("Since").fill(local(Date.now() - 3600e3));
+    await filters.getByLabel("Until").fill(local(Date.now() + 3600e3));
+    res = await answer("GET", "/audit*", () => button("Apply the filters", filters).click());
+    const within = res.json.events.length;
+    await filters.getByLabel("Since").fill(local(Date.now() + 3600e3));
+    await filters.getByLabel("Until").fill("");
+    res = await answer("GET", "/audit*", () => button("Apply the filters", filters).click());
+    await page.getByText("No event matches these filters.").waitFor();
+    check("filters the audit trail by time (since, until)", within >= 3 && res.json.events.length === 0,
+      `${within} then ${res.json.events.length}`);
+    await filters.getByLabel("Since").fill("");
     await filters.getByLabel("Target").fill("");
     await filters.getByLabel("Actor (admin id)").fill("abc");
     res = await answer("GET", "/audit", () => button("Apply the filters", filters).click());

@@ -151,6 +151,7 @@ describe("admin console", function()
       checks({
         "the audit trail shows the user deletion, filtered by action",
         "the audit trail has the user's creation, update and deletion, filtered by target",
+        "filters the audit trail by time (since, until)",
         "a refused audit filter (422) is shown next to its field",
       })
     end)
