@@ -131,6 +131,13 @@ const errorFor = (scope, field) => scope.locator(`[data-error-for="${field}"]`);
 const alertOf = (scope) => scope.locator(".form-error");
 const rows = () => page.locator("main table tbody tr");
 
+async function register(email, name, password) {
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  return answer("POST", "/auth/register", () => button("Create the account").click());
+}
+
 async function login(email, password) {
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
@@ -155,10 +162,7 @@ try {
 
   await link("Create an admin account").click();
   await heading("Create an admin account").waitFor();
-  await page.getByLabel("Email").fill("not-an-address");
-  await page.getByLabel("Name").fill(admin.name);
-  await page.getByLabel("Password").fill("short");
-  let res = await answer("POST", "/auth/register", () => button("Create the account").click());
+  let res = await register("not-an-address", admin.name, "short");
   const regForm = page.locator("form");
   const emailErr = (await errorFor(regForm, "email").innerText()).trim();
   const pwErr = (await errorFor(regForm, "password").innerText()).trim();
@@ -171,9 +175,7 @@ try {
     (await alertOf(regForm).innerText()).includes(res.json.error.message));
   await screenshot("register-invalid");
 
-  await page.getByLabel("Email").fill(admin.email);
-  await page.getByLabel("Password").fill(admin.password);
-  res = await answer("POST", "/auth/register", () => button("Create the account").click());
+  res = await register(admin.email, admin.name, admin.password);
   await page.getByText("Check your inbox").waitFor();
   check("registers an admin (201) and says to check the inbox", res.status === 201, res.status);
   await screenshot("register-done");
@@ -182,10 +184,7 @@ try {
   await link("Log in").click();
   await link("Create an admin account").click();
   await heading("Create an admin account").waitFor();
-  await page.getByLabel("Email").fill(admin.email);
-  await page.getByLabel("Name").fill(`${admin.name}x`);
-  await page.getByLabel("Password").fill(admin.password);
-  res = await answer("POST", "/auth/register", () => button("Create the account").click());
+  res = await register(admin.email, `${admin.name}x`, admin.password);
   const taken = (await errorFor(page.locator("form"), "email").innerText()).trim();
   check("409 on a taken email is shown next to the email field",
     res.status === 409 && taken === `Email ${res.json.error.fields.email}`, `${res.status} ${taken}`);

@@ -1,23 +1,17 @@
 -- routes/console.lua: the admin console's page and files, served read-only
 -- from scripts/console/ with a strict Content-Security-Policy and ETags.
 local kit = require "support.kit"
+local util = require "support.util"
 
 local CONSOLE_DIR = "scripts/console"
 
 -- The console's files, by name (a spec may list a folder; the route may not).
 local function console_files()
-  local names = {}
-  local p = assert(io.popen("ls " .. CONSOLE_DIR))
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  return names
+  return util.files(CONSOLE_DIR, "^[^.]")
 end
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
+  return assert(util.read_file(path), path)
 end
 
 local function directives(csp)
