@@ -394,13 +394,14 @@ try {
   result.auditAvailable = res.status !== 404;
   if (result.auditAvailable) {
     await rows().first().waitFor();
+    await screenshot("audit-all", true);
     const filters = page.getByRole("form", { name: "Filter the audit trail" });
     await filters.getByLabel("Action").selectOption("user.deleted");
     res = await answer("GET", "/audit", () => button("Apply the filters", filters).click());
     await rows().filter({ hasText: `user:${graceId}` }).waitFor();
     check("the audit trail shows the user deletion, filtered by action",
       res.status === 200 && res.json.events.length >= 1 && res.json.events.every((e) => e.action === "user.deleted"));
-    await screenshot("audit", true);
+    await screenshot("audit-filtered", true);
     await filters.getByLabel("Action").selectOption("");
     await filters.getByLabel("Target").fill(`user:${graceId}`);
     res = await answer("GET", "/audit", () => button("Apply the filters", filters).click());
