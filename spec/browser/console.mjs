@@ -277,8 +277,12 @@ try {
   // ---- 7. many users: pages with "More", search ------------------------
   let apiSession = (await apiCall("POST", "/auth/login", { email: admin.email, password: admin.password })).json;
   for (let i = 1; i <= 22; i++) {
-    const r = await apiCall("POST", "/users", { email: `bulk${i}.${stamp}@example.com`, name: `Bulk ${i}` },
-      apiSession.access_token);
+    const user = { email: `bulk${i}.${stamp}@example.com`, name: `Bulk ${i}` };
+    let r = await apiCall("POST", "/users", user, apiSession.access_token);
+    if (r.status === 401) { // the 5 s access token ran out (a slow, sanitized build)
+      apiSession = (await apiCall("POST", "/auth/refresh", { refresh_token: apiSession.refresh_token })).json;
+      r = await apiCall("POST", "/users", user, apiSession.access_token);
+    }
     if (r.status !== 201) throw new Error(`seeding users: ${r.status}`);
   }
   await page.getByLabel("Search users").fill(stamp);
