@@ -133,6 +133,19 @@ const RULES = {
   },
 };
 
+// The task definitions an ECS service runs (behind the load balancer), as
+// opposed to one-off tasks (migrations, database roles, the search tunnel).
+function serviceTaskDefinitions(t) {
+  const names = new Set();
+  for (const r of Object.values(t.Resources ?? {})) {
+    if (r.Type !== "AWS::ECS::Service") continue;
+    for (const ref of references(r.Properties?.TaskDefinition)) {
+      if (t.Resources?.[ref]?.Type === "AWS::ECS::TaskDefinition") names.add(ref);
+    }
+  }
+  return names;
+}
+
 // The role a resource names in `property` (Fn::GetAtt ROLE.Arn), or undefined.
 function roleOf(props, property) {
   const arn = props?.[property];
@@ -241,9 +254,8 @@ Object.assign(RULES, {
     if (!hasAlb) return;
     const released = (td.containerDefinitions?.[0]?.environment ?? []).some((e) => e.name === "TRUSTED_PROXIES" && e.value);
     if (!released) err("taskDefinition", "no TRUSTED_PROXIES: behind the load balancer all clients would share its address");
-    for (const [name, r] of Object.entries(t.Resources ?? {})) {
-      if (r.Type !== "AWS::ECS::TaskDefinition") continue;
-      const env = r.Properties?.ContainerDefinitions?.[0]?.Environment ?? [];
+    for (const name of serviceTaskDefinitions(t)) {
+      const env = t.Resources[name].Properties?.ContainerDefinitions?.[0]?.Environment ?? [];
       if (!env.some((e) => e.Name === "TRUSTED_PROXIES")) err("template", `${name} sets no TRUSTED_PROXIES`);
     }
   },
@@ -338,6 +350,69 @@ Object.assign(RULES, {
     const associated = Object.values(resources).some((r) => r.Type === "AWS::WAFv2::WebACLAssociation" &&
       references(r.Properties?.ResourceArn).has(lb) && acls.some(([name]) => references(r.Properties?.WebACLArn).has(name)));
     if (!associated) err("template", `the web ACL is not associated with ${lb}`);
+  },
+});
+
+// Ingress rules on security group `group` (inline or separate resources).
+function ingressOf(t, group) {
+  const rules = [...(t.Resources?.[group]?.Properties?.SecurityGroupIngress ?? [])];
+  for (const r of Object.values(t.Resources ?? {})) {
+    if (r.Type === "AWS::EC2::SecurityGroupIngress" && references(r.Properties?.GroupId).has(group)) rules.push(r.Properties);
+  }
+  return rules;
+}
+
+Object.assign(RULES, {
+  // Firehose writes one index a day into the search domain; nothing deletes
+  // them unless an index state management policy says so, and the domain
+  // stops taking logs when its disk is full. The stack writes that policy
+  // at each deploy: a custom resource whose function PUTs it (deleting
+  // indices a parameter's days old, for the indices Firehose writes), adds
+  // it to the indices already there, and can reach the domain in the VPC.
+  "search-retention"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    for (const [domain, d] of Object.entries(resources)) {
+      if (!["AWS::OpenSearchService::Domain", "AWS::Elasticsearch::Domain"].includes(d.Type)) continue;
+      const indices = Object.values(resources).filter((r) => r.Type === "AWS::KinesisFirehose::DeliveryStream")
+        .map((r) => r.Properties?.AmazonopensearchserviceDestinationConfiguration ?? r.Properties?.ElasticsearchDestinationConfiguration)
+        .filter((c) => c && references(c.DomainARN).has(domain))
+        .map((c) => (c.IndexRotationPeriod && c.IndexRotationPeriod !== "NoRotation" ? `${c.IndexName}-2026-01-31` : c.IndexName));
+      if (indices.length === 0) continue;
+      const writers = Object.entries(resources).filter(([, r]) =>
+        /^Custom::|^AWS::CloudFormation::CustomResource$/.test(r.Type) && references(r.Properties).has(domain));
+      if (writers.length === 0) {
+        err("template", `nothing writes a retention policy into ${domain} at deploy: its daily indices pile up until the disk is full`);
+        continue;
+      }
+      for (const [name, c] of writers) {
+        const props = c.Properties ?? {};
+        const fnName = [...references(props.ServiceToken)][0];
+        const fn = resources[fnName];
+        const code = fn?.Properties?.Code?.ZipFile;
+        if (fn?.Type !== "AWS::Lambda::Function" || typeof code !== "string") {
+          err("template", `${name} is not served by an inline AWS::Lambda::Function this check can read`);
+          continue;
+        }
+        for (const needle of ["_plugins/_ism/policies/", "if_seq_no", "_plugins/_ism/add/", "ism_template", "min_index_age", "delete"]) {
+          if (!code.includes(needle)) err("template", `${fnName}'s code never mentions ${needle}: it does not write the retention policy, or not idempotently, or not for the indices already there`);
+        }
+        // the delete age: a property from a stack parameter, read by the code
+        const age = Object.entries(props).find(([k, v]) => typeof v?.Ref === "string" && t.Parameters?.[v.Ref] &&
+          (code.includes(`"${k}"`) || code.includes(`'${k}'`)));
+        if (!age) err("template", `${name}: the delete age is not a stack parameter that ${fnName} reads`);
+        else if (t.Parameters[age[1].Ref].Default === undefined) err("template", `${age[1].Ref} has no default retention`);
+        const pattern = typeof props.IndexPattern === "string" ? glob(props.IndexPattern) : null;
+        for (const index of indices) {
+          if (!pattern?.test(index)) err("template", `${name}.IndexPattern ${props.IndexPattern} does not match ${index}, an index Firehose writes`);
+        }
+        if (d.Properties?.VPCOptions) {
+          const fnGroups = references(fn.Properties?.VpcConfig?.SecurityGroupIds);
+          const open = [...references(d.Properties.VPCOptions.SecurityGroupIds)].some((g) => ingressOf(t, g).some((r) =>
+            r.FromPort <= 443 && r.ToPort >= 443 && [...references(r.SourceSecurityGroupId)].some((s) => fnGroups.has(s))));
+          if (!open) err("template", `${fnName} cannot reach ${domain} in the VPC: no HTTPS ingress from its security group`);
+        }
+      }
+    }
   },
 });
 
