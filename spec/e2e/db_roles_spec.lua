@@ -28,10 +28,11 @@ local function env(vars)
   return table.concat(parts, " ")
 end
 
--- The psql command line of the one-off task (deploy/cloudformation/moonkeep.yml,
--- DatabaseRolesTaskDefinition), with the file where the task has $ROLES_SQL.
+-- As the one-off task runs it: deploy/db/create-roles.sh sends the file
+-- without its comment lines as ROLES_SQL, and the task (deploy/cloudformation/
+-- moonkeep.yml, DatabaseRolesTaskDefinition) pipes that into this psql.
 local function roles(url, vars)
-  return util.sh(("%s psql -X --single-transaction -v ON_ERROR_STOP=1 -f deploy/db/roles.sql %q")
+  return util.sh(("grep -v '^--' deploy/db/roles.sql | %s psql -X --single-transaction -v ON_ERROR_STOP=1 -f - %q")
     :format(env(vars or ROLES), url))
 end
 
