@@ -27,6 +27,12 @@
  *                        and only ever raises a published counter. Up to a
  *                        second of them is lost when a worker dies.
  *   log lines            a log sink (log.h), in the slot of the process
+ *   script values        host.metrics.count / .gauge (a job's numbers: the
+ *                        mail outbox, the retention sweeper), appended to
+ *                        the slot's `values` like series; a counter is
+ *                        summed over the slots, a gauge is the value set
+ *                        last by any worker (they report deployment-wide
+ *                        numbers read from the database)
  *   restarts, reloads    the master, in the block's header
  *
  * Owns: the mapping (the master unmaps it), and in a worker the sample
@@ -41,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -60,6 +67,9 @@
 #define METHOD_MAX 12
 #define UNMATCHED "(unmatched)"
 #define SAMPLE_INTERVAL_US 1000000
+#define VALUES_MAX 32           /* script values per slot */
+#define VALUE_KEY_MAX 96        /* name{labels} */
+#define VALUE_HELP_MAX 160
 
 /* Upper bounds of the latency histogram's buckets, in seconds. */
 static const double bucket_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -77,6 +87,15 @@ struct series {
     counter_t sum_us;               /* their total latency, microseconds */
 };
 
+/* A number a script reports (host.metrics.count / .gauge). */
+struct script_value {
+    char key[VALUE_KEY_MAX];        /* name, with its labels when any: never change once published */
+    char help[VALUE_HELP_MAX];
+    int is_counter;
+    _Atomic double value;
+    _Atomic double set_at;          /* wall-clock seconds of the last gauge set */
+};
+
 struct slot {
     gauge_t pid;                    /* 0 while no worker runs in the slot */
     gauge_t in_flight;
@@ -84,13 +103,15 @@ struct slot {
     gauge_t db_size, db_connected, db_in_use, db_waiting;
     gauge_t hash_threads, hash_queued, hash_running, hash_memory;
     counter_t hash_rejected;
-    gauge_t mail_queued, mail_retrying;
+    gauge_t mail_sending;
     counter_t mail_sent, mail_failed;
     counter_t firehose_sent, firehose_failed, firehose_dropped;
     gauge_t firehose_buffered;
     counter_t log_lines[4];         /* by enum log_level */
     _Atomic uint32_t nseries;       /* published entries of `series` */
     struct series series[SERIES_MAX];
+    _Atomic uint32_t nvalues;       /* published entries of `values` */
+    struct script_value values[VALUES_MAX];
 };
 
 struct block {
@@ -176,8 +197,7 @@ static void zero_gauges(struct slot *s)
     SET(s->hash_queued, 0);
     SET(s->hash_running, 0);
     SET(s->hash_memory, 0);
-    SET(s->mail_queued, 0);
-    SET(s->mail_retrying, 0);
+    SET(s->mail_sending, 0);
     SET(s->firehose_buffered, 0);
 }
 
@@ -235,8 +255,7 @@ static void sample(void)
     SET(self->hash_running, (int64_t)pw.running);
     SET(self->hash_memory, (int64_t)pw.memory_kept);
     raise_to(&self->hash_rejected, carry.hash_rejected + pw.rejected);
-    SET(self->mail_queued, (int64_t)mail.queued);
-    SET(self->mail_retrying, (int64_t)mail.retrying);
+    SET(self->mail_sending, (int64_t)mail.sending);
     raise_to(&self->mail_sent, carry.mail_sent + mail.sent);
     raise_to(&self->mail_failed, carry.mail_failed + mail.failed);
     SET(self->firehose_buffered, (int64_t)fh.buffered);
@@ -539,6 +558,51 @@ static void render_requests(struct evbuffer *out)
             "Requests dispatched and not yet answered.", GAUGE(in_flight));
 }
 
+static int value_cmp(const void *a, const void *b)
+{
+    const struct script_value *const *x = a, *const *y = b;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+/* The metric name of a key: up to its labels. */
+static size_t name_len(const char *key)
+{
+    return strcspn(key, "{");
+}
+
+/* Every script value of every slot, one line per key (counters summed, the
+ * newest gauge), with a head per metric name. */
+static void render_script_values(struct evbuffer *out)
+{
+    const struct script_value *all[(size_t)VALUES_MAX * 64];
+    size_t n = 0;
+    for (int i = 0; i <= block->workers; i++) {
+        uint32_t published = atomic_load_explicit(&block->slots[i].nvalues, memory_order_acquire);
+        for (uint32_t j = 0; j < published && n < sizeof all / sizeof all[0]; j++)
+            all[n++] = &block->slots[i].values[j];
+    }
+    qsort(all, n, sizeof all[0], value_cmp);
+    for (size_t i = 0; i < n;) {
+        const struct script_value *first = all[i];
+        double v = first->is_counter ? 0 : atomic_load(&first->value), newest = -1;
+        size_t j = i;
+        for (; j < n && strcmp(all[j]->key, first->key) == 0; j++) {
+            if (first->is_counter) {
+                v += atomic_load(&all[j]->value);
+            } else if (atomic_load(&all[j]->set_at) > newest) {
+                newest = atomic_load(&all[j]->set_at);
+                v = atomic_load(&all[j]->value);
+            }
+        }
+        size_t len = name_len(first->key);
+        if (i == 0 || name_len(all[i - 1]->key) != len || strncmp(all[i - 1]->key, first->key, len) != 0)
+            evbuffer_add_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)len, first->key, first->help,
+                                (int)len, first->key, first->is_counter ? "counter" : "gauge");
+        evbuffer_add_printf(out, "%s %.17g\n", first->key, v);
+        i = j;
+    }
+}
+
 int host_metrics_render(struct evbuffer *out)
 {
     if (block == NULL) return -1;
@@ -584,14 +648,12 @@ int host_metrics_render(struct evbuffer *out)
     add_int(out, "moonkeep_hash_jobs_rejected_total", "counter",
             "Password hashing jobs refused because the queue was full (HASH_QUEUE_MAX).",
             COUNTER(hash_rejected));
-    add_int(out, "moonkeep_mail_sent_total", "counter", "Mails delivered (or written to the outbox).",
+    add_int(out, "moonkeep_mail_sent_total", "counter", "Mails delivered (or written to the outbox folder).",
             COUNTER(mail_sent));
     add_int(out, "moonkeep_mail_failed_total", "counter",
-            "Mails given up (refused by the server, or out of attempts).", COUNTER(mail_failed));
-    add_int(out, "moonkeep_mail_queued", "gauge", "Mails held now: waiting, sending or retrying.",
-            GAUGE(mail_queued));
-    add_int(out, "moonkeep_mail_retrying", "gauge", "Mails held now after at least one failed attempt.",
-            GAUGE(mail_retrying));
+            "Delivery attempts that failed (the outbox retries them up to MAIL_RETRY_MAX).", COUNTER(mail_failed));
+    add_int(out, "moonkeep_mail_sending", "gauge", "SMTP delivery attempts in flight now.",
+            GAUGE(mail_sending));
 
     add_int(out, "moonkeep_firehose_records_sent_total", "counter", "Log records Firehose accepted.",
             COUNTER(firehose_sent));
@@ -609,6 +671,7 @@ int host_metrics_render(struct evbuffer *out)
         evbuffer_add_printf(out, "moonkeep_log_lines_total{level=\"%s\"} %llu\n",
                             host_log_level_name((enum log_level)level), (unsigned long long)sum);
     }
+    render_script_values(out);
     return 0;
 }
 
@@ -621,6 +684,87 @@ static int l_metrics_route(lua_State *L)
     const char *pattern = luaL_checkstring(L, 1);
     struct host_task *task = host_task_check(L);
     copy_label(task->route, sizeof task->route, pattern);
+    return 0;
+}
+
+/* A key a script may report: moonkeep_<name>, then optionally labels
+ * {k="v",...} with plain label values (letters, digits, _ . -). Counter
+ * names end in _total. */
+static int valid_key(const char *key, size_t len, int is_counter)
+{
+    size_t n = name_len(key);
+    if (len >= VALUE_KEY_MAX || n <= 9 || strncmp(key, "moonkeep_", 9) != 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') || key[i] == '_')) return 0;
+    if (is_counter && (n < 6 || strncmp(key + n - 6, "_total", 6) != 0)) return 0;
+    if (n == len) return 1;
+    if (key[len - 1] != '}') return 0;
+    int in_value = 0;
+    for (size_t i = n + 1; i < len - 1; i++) {
+        char c = key[i];
+        if (c == '"') in_value = !in_value;
+        else if (in_value ? !(c == '_' || c == '.' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9'))
+                          : !(c == '_' || c == '=' || c == ',' || (c >= 'a' && c <= 'z')))
+            return 0;
+    }
+    return !in_value;
+}
+
+/* This slot's value for the key, appended when new; NULL when the table is
+ * full or outside a worker. Only the slot's worker calls this. */
+static struct script_value *value_for(const char *key, int is_counter, const char *help)
+{
+    if (!is_worker) return NULL;
+    uint32_t n = atomic_load_explicit(&self->nvalues, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(self->values[i].key, key) == 0) return &self->values[i];
+    if (n == VALUES_MAX) return NULL;
+    struct script_value *v = &self->values[n];
+    copy_label(v->key, sizeof v->key, key);
+    copy_label(v->help, sizeof v->help, help);
+    v->is_counter = is_counter;
+    atomic_store(&v->value, 0.0);
+    atomic_store(&v->set_at, 0.0);
+    atomic_store_explicit(&self->nvalues, n + 1, memory_order_release);
+    return v;
+}
+
+/* Shared by count and gauge: the key checked, the value found. Raises on
+ * a bad key or a kind that changed; NULL outside a worker or when full. */
+static struct script_value *checked_value(lua_State *L, int is_counter)
+{
+    size_t len;
+    const char *key = luaL_checklstring(L, 1, &len);
+    luaL_checknumber(L, 2);
+    const char *help = luaL_checkstring(L, 3);
+    if (!valid_key(key, len, is_counter))
+        luaL_argerror(L, 1, is_counter ? "a name moonkeep_..._total, labels {k=\"v\"} optional"
+                                       : "a name moonkeep_..., labels {k=\"v\"} optional");
+    struct script_value *v = value_for(key, is_counter, help);
+    if (v && v->is_counter != is_counter) luaL_argerror(L, 1, "already reported as the other kind");
+    return v;
+}
+
+/* metrics.count(key, n, help): adds n to a counter of this worker. */
+static int l_metrics_count(lua_State *L)
+{
+    struct script_value *v = checked_value(L, 1);
+    if (v) atomic_store(&v->value, atomic_load(&v->value) + lua_tonumber(L, 2)); /* single writer */
+    return 0;
+}
+
+/* metrics.gauge(key, value, help): the deployment's current value, as this
+ * worker read it now. */
+static int l_metrics_gauge(lua_State *L)
+{
+    struct script_value *v = checked_value(L, 0);
+    if (v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&v->value, lua_tonumber(L, 2));
+        atomic_store(&v->set_at, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    }
     return 0;
 }
 
@@ -649,6 +793,8 @@ static int l_metrics_render(lua_State *L)
 
 static const luaL_Reg metrics_functions[] = {
     {"route", l_metrics_route},
+    {"count", l_metrics_count},
+    {"gauge", l_metrics_gauge},
     {"render", l_metrics_render},
     {NULL, NULL},
 };
