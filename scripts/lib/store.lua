@@ -43,7 +43,7 @@ local function secs(param) return format(SECONDS, param) end
 -- by row address, so that one batch locks only its rows: the count.
 local function sweep(tbl, past)
   return format("WITH d AS (DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT $2::integer))"
-    .. " RETURNING 1) SELECT count(*)::integer AS deleted FROM d", tbl, tbl, past)
+    .. " RETURNING 1 AS row) SELECT count(row)::integer AS deleted FROM d", tbl, tbl, past)
 end
 
 -- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
@@ -164,7 +164,7 @@ local SQL = {
     .. " WHERE id = $1::bigint AND status = 'due'",
   -- depth (due rows, also those waiting for a retry or leased), and the age
   -- in seconds of the oldest one whose time has come
-  outbox_stats = "SELECT count(*)::bigint AS depth,"
+  outbox_stats = "SELECT count(id)::bigint AS depth,"
     .. " coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS oldest_due_s"
     .. " FROM mail_outbox WHERE status = 'due'",
 
