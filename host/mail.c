@@ -249,7 +249,7 @@ static void add_part(struct evbuffer *out, const char *type, const char *body, s
     evbuffer_add(out, "\r\n", 2);
 }
 
-/* Writes the whole message into `out`. `id` is the message id (hex). */
+/* Writes the whole message into `out`. `id` is the Message-ID's left part. */
 static void build_message(struct evbuffer *out, const char *id, time_t now,
                           const char *to, size_t to_len,
                           const char *subject, size_t subject_len,
@@ -312,7 +312,8 @@ static void log_outcome(const struct delivery *d, const char *path, const char *
     host_log_str(line, "mail_id", d->id);
     if (d->request_id[0]) host_log_str(line, "request_id", d->request_id);
     if (path) host_log_str(line, "path", path);
-    else host_log_str(line, "server", mailer.cfg.log_target);
+    else if (mailer.cfg.transport == TRANSPORT_SMTP) host_log_str(line, "server", mailer.cfg.log_target);
+    else host_log_str(line, "dir", mailer.cfg.outbox_dir);
     host_log_num(line, "duration_ms", (host_now() - d->started) * 1000.0);
     host_log_end(line);
 }
@@ -361,7 +362,8 @@ static int ensure_dir(const char *dir)
 
 /* Writes the message as <dir>/<UTC yyyymmddThhmmssZ>-<id>.eml through a
  * temporary dot-file and rename(2), so a reader never sees half a message;
- * a second attempt for the same id replaces the first file. Returns 0 with
+ * a second attempt for the same id in the same second replaces the first
+ * file (a later one writes a second file with the same Message-ID). Returns 0 with
  * the final path in `path`, or -1 with errno and the failed step. */
 static int outbox_write(const struct delivery *d, char *path, size_t cap, const char **step)
 {
@@ -443,6 +445,10 @@ static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
 static void cancel_delivery(void *op)
 {
     struct delivery *d = op;
+    struct log_line *line = host_log_begin(LOG_WARN, "mail delivery attempt cut: its task was cancelled");
+    host_log_str(line, "mail_id", d->id);
+    if (d->request_id[0]) host_log_str(line, "request_id", d->request_id);
+    host_log_end(line);
     d->task = NULL;
     host_transfer_cancel(d->easy);
 }
@@ -621,7 +627,7 @@ static int settings_load(struct mail_settings *cfg)
 {
     const char *url = config_env_str("MAIL_URL", NULL);
     const char *tls = config_env_str("MAIL_TLS", "try");
-    cfg->timeout_s = config_env_long("MAIL_TIMEOUT_S", 30, 1, 3600);
+    cfg->timeout_s = config_env_long("MAIL_TIMEOUT_S", 15, 1, 3600);
     cfg->tls = tls;
     if (!strcmp(tls, "try")) cfg->use_ssl = CURLUSESSL_TRY;
     else if (!strcmp(tls, "require")) cfg->use_ssl = CURLUSESSL_ALL;
@@ -686,11 +692,12 @@ void host_mail_shutdown(void)
 {
     struct delivery *d;
     if (!mailer.running) return;
-    /* Attempts still in flight belong to tasks the worker gave up on at the
-     * end of its grace period (a drained worker has none). Cut them: each
-     * stays unmarked in the outbox table, and its lease lets another worker
-     * send it again, with the same Message-ID. smtp_done_cb frees them when
-     * host_transfer_shutdown runs next. */
+    /* Services stop only after a complete drain (host/worker.c), and the
+     * jobs' tasks are aborted before (host_jobs_shutdown, which cuts their
+     * attempts through cancel_delivery), so nothing is normally left here.
+     * Whatever is, is cut: its outbox row stays due, and the lease lets
+     * another worker send it again, with the same Message-ID. smtp_done_cb
+     * frees it when host_transfer_shutdown runs next. */
     LIST_FOREACH(d, &mailer.inflight_list, link) {
         d->task = NULL;
         host_transfer_cancel(d->easy);
