@@ -3,7 +3,7 @@
 -- value raises, so the generation is refused with the reason logged and the
 -- old one keeps serving.
 --
--- Every variable the scripts read (the host reads its own: see host/config.h):
+-- Every variable the scripts read (the host reads its own: see host/base/config.h):
 --
 --   PUBLIC_URL              http://localhost:$PORT  base of the links in mails (no trailing /)
 --   PORT                    5000      only to build the PUBLIC_URL default

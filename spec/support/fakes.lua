@@ -296,7 +296,7 @@ function fakes.log()
 end
 
 -- `status` is what scripts_status() returns: the JSON text the master
--- writes (host/snapshot.c), or nil.
+-- writes (host/server/snapshot.c), or nil.
 function fakes.info(status)
   return {version = "0.0.0-spec", commit = "spec", generation = 1, digest = "spec", pid = 0,
           scripts_status = function() return status end}
