@@ -1,38 +1,37 @@
-/* mail.c — host.mail: builds RFC 5322 messages and delivers them in the
- * background. Owns, per worker process, everything in `mailer`:
+/* mail.c — host.mail: builds RFC 5322 messages and makes one delivery
+ * attempt per call, over SMTP or into an outbox folder, while the calling
+ * task waits. Queueing, retries and backoff are not here: the mail outbox
+ * table holds them (scripts/lib/outbox.lua, docs/mail.md), so a message
+ * outlives any worker. Owns, per worker process, everything in `mailer`:
  *
- *   - the queue: every message accepted by mail.send and not yet delivered
- *     or given up, each a struct mail_msg holding only C data, so any
- *     script generation may send and the queue outlives them all;
- *   - in SMTP mode (MAIL_URL set), up to MAIL_MAX_INFLIGHT curl easy
- *     handles at a time, each running on the worker's transfer thread
- *     (transfer.h) while its message is SENDING;
- *   - in outbox mode (no MAIL_URL), nothing more: each message becomes an
- *     .eml file in OUTBOX_DIR, written from a timer callback on the loop;
+ *   - the attempts in flight (struct delivery), each holding only C data;
+ *   - in SMTP mode (MAIL_URL set), their curl easy handles, each running
+ *     on the worker's transfer thread (transfer.h) while it is in flight;
+ *   - in outbox mode (no MAIL_URL), nothing more: the .eml file is written
+ *     during the call, on the loop, and the call returns without waiting;
  *   - the transport settings read from the environment at init.
  *
- * A message's life: send -> WAITING (its timer armed at 0 s) -> an attempt
- * (READY while all MAIL_MAX_INFLIGHT SMTP slots are busy, then SENDING; an
- * outbox write is immediate) -> delivered and freed; or WAITING again after
- * an exponential backoff; or given up and freed (a 5xx reply, or
- * MAIL_RETRY_MAX attempts). Shutdown gives what is left one last attempt
- * within MAIL_FLUSH_S, then logs the ids it drops.
+ * An SMTP attempt's life: deliver -> the task suspends -> smtp_done_cb on
+ * the loop resumes it with the outcome and frees the attempt. When the
+ * task is aborted first (client gone, shutdown), cancel_delivery cuts the
+ * transfer and leaves the attempt, as an orphan, to smtp_done_cb, which
+ * frees it without resuming anything.
  *
- * Threads: everything here runs on the loop thread (building, the queue,
- * timers, stats, logs, outbox writes) except the SMTP transfer itself,
- * which runs on the transfer thread: libcurl 7.88's SMTP blocks while it
- * waits for the reply to the end of data and to QUIT (curl issue #8555),
- * and there it stalls only other transfers, never the loop. While a
- * message is SENDING, the transfer thread owns its easy handle and reads
- * msg->data, msg->len, msg->pos and msg->errbuf (smtp_read_cb, curl's error
- * buffer); the loop touches none of these until smtp_done_cb hands the
- * handle back. An outbox write is one small local file (no fsync) and stays
- * on the loop.
+ * Threads: everything here runs on the loop thread (building, stats, logs,
+ * outbox writes) except the SMTP transfer itself, which runs on the
+ * transfer thread: libcurl 7.88's SMTP blocks while it waits for the reply
+ * to the end of data and to QUIT (curl issue #8555), and there it stalls
+ * only other transfers, never the loop. While an attempt is in flight the
+ * transfer thread owns its easy handle and reads d->data, d->len, d->pos
+ * and d->errbuf (smtp_read_cb, curl's error buffer); the loop touches none
+ * of these until smtp_done_cb hands the handle back. An outbox write is
+ * one small local file (no fsync) and stays on the loop.
  *
  * Message bodies carry tokens: they are never logged. MAIL_URL carries
  * credentials: only its scheme, host and port are logged. */
 #include "bind/mail.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -56,37 +55,25 @@
 #include "base/transfer.h"
 #include "lua/task.h"
 
-#define MAIL_ID_BYTES 16                     /* 128 random bits, 32 hex digits */
-#define MAIL_MAX_INFLIGHT 4                  /* concurrent SMTP transfers per worker */
-#define BACKOFF_FIRST_S 1.0
-#define BACKOFF_MAX_S 300.0
+#define MAIL_ID_MAX 64                       /* Message-ID left part, chosen by the caller */
 #define ERR_PREFIX "invalid message: "
 
 enum transport { TRANSPORT_OUTBOX, TRANSPORT_SMTP };
 
-enum msg_state {
-    MSG_WAITING,    /* its timer is armed: first attempt or a retry */
-    MSG_READY,      /* due, waiting for an SMTP slot (in mailer.ready) */
-    MSG_SENDING,    /* its easy handle is on the transfer thread */
-    MSG_STOPPED,    /* shutdown: no further attempt; will be reported dropped */
-};
-
-struct mail_msg {
-    TAILQ_ENTRY(mail_msg) link;         /* in mailer.queue */
-    TAILQ_ENTRY(mail_msg) ready_link;   /* in mailer.ready while MSG_READY */
-    char id[MAIL_ID_BYTES * 2 + 1];
+/* One delivery attempt; freed by whoever ends it (delivery_free). */
+struct delivery {
+    LIST_ENTRY(delivery) link;          /* in mailer.inflight_list while SMTP runs */
+    char id[MAIL_ID_MAX + 1];
+    char request_id[129];               /* of the task that asked, for the log */
+    struct host_task *task;             /* waiting for the outcome; NULL once cancelled */
     char *rcpt;                         /* "<to>" for RCPT TO; owned */
     char *data;                         /* the whole message, CRLF lines; owned */
     size_t len;
-    size_t pos;                         /* read position of the current attempt */
+    size_t pos;                         /* read position (transfer thread) */
     time_t created;
-    int attempts;                       /* started so far */
-    enum msg_state state;
-    struct event *timer;                /* next attempt; owned */
-    CURL *easy;                         /* while MSG_SENDING; on the transfer thread */
-    struct curl_slist *rcpt_list;       /* while MSG_SENDING; read by the transfer thread */
-    double attempt_started;             /* monotonic seconds */
-    int orphan;                         /* shutdown: out of the queue, freed by smtp_done_cb */
+    double started;                     /* monotonic seconds */
+    CURL *easy;                         /* in flight: the transfer thread's */
+    struct curl_slist *rcpt_list;       /* in flight: read by the transfer thread */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -101,23 +88,15 @@ struct mail_settings {
     char *domain;           /* right side of Message-ID; owned */
     char *outbox_dir;       /* OUTBOX_DIR; owned */
     long timeout_s;         /* MAIL_TIMEOUT_S */
-    long retry_max;         /* MAIL_RETRY_MAX: attempts in all */
-    long queue_max;         /* MAIL_QUEUE_MAX */
-    long flush_s;           /* MAIL_FLUSH_S */
 };
 
 static struct {
     int running;            /* host_mail_init succeeded, shutdown not run */
     int curl_ready;         /* curl_global_init done: cleanup owed */
-    int flushing;           /* inside host_mail_shutdown: no retries */
-    struct event_base *base;    /* the worker's; not owned */
-    struct event *flush_timer;  /* shutdown deadline; owned while flushing */
-    TAILQ_HEAD(, mail_msg) queue;
-    TAILQ_HEAD(, mail_msg) ready;
-    unsigned long count;    /* messages in queue */
-    unsigned inflight;      /* messages in MSG_SENDING */
+    LIST_HEAD(, delivery) inflight_list;
+    unsigned inflight;      /* SMTP attempts on the transfer thread */
     unsigned long sent;
-    unsigned long failed;
+    unsigned long failed;   /* attempts that failed */
     struct mail_settings cfg;
 } mailer;
 
@@ -270,7 +249,7 @@ static void add_part(struct evbuffer *out, const char *type, const char *body, s
     evbuffer_add(out, "\r\n", 2);
 }
 
-/* Writes the whole message into `out`. `id` is the message id (hex). */
+/* Writes the whole message into `out`. `id` is the Message-ID's left part. */
 static void build_message(struct evbuffer *out, const char *id, time_t now,
                           const char *to, size_t to_len,
                           const char *subject, size_t subject_len,
@@ -304,99 +283,53 @@ static void build_message(struct evbuffer *out, const char *id, time_t now,
     evbuffer_add_printf(out, "--%s--\r\n", boundary);
 }
 
-/* ---- the queue ---------------------------------------------------------- */
+/* ---- attempts in flight ------------------------------------------------- */
 
-/* Frees a message that is not SENDING (its easy handle is gone). */
-static void msg_free(struct mail_msg *msg)
+/* Frees an attempt whose easy handle is back (or was never handed over). */
+static void delivery_free(struct delivery *d)
 {
-    TAILQ_REMOVE(&mailer.queue, msg, link);
-    if (msg->state == MSG_READY) TAILQ_REMOVE(&mailer.ready, msg, ready_link);
-    mailer.count--;
-    if (msg->timer) event_free(msg->timer);
-    free(msg->rcpt);
-    free(msg->data);
-    free(msg);
+    if (d->easy) curl_easy_cleanup(d->easy);
+    curl_slist_free_all(d->rcpt_list);
+    free(d->rcpt);
+    free(d->data);
+    free(d);
 }
 
-/* During the shutdown flush: stop the loop once no message has work left. */
-static void flush_check(void)
+/* Logs the outcome of an attempt and counts it. `smtp_code` is the
+ * server's last reply code (0 when there was none). */
+static void log_outcome(const struct delivery *d, const char *path, const char *error, long smtp_code)
 {
-    struct mail_msg *msg;
-    if (!mailer.flushing) return;
-    TAILQ_FOREACH(msg, &mailer.queue, link)
-        if (msg->state != MSG_STOPPED) return;
-    event_base_loopbreak(mailer.base);
-}
-
-/* Backoff before attempt n+1 after n failed: 1 s doubling, capped at 5 min,
- * times a random factor in [0.8, 1.2) so that many messages that failed
- * together (a server restart) do not all come back in the same second. */
-static double backoff_s(int attempts)
-{
-    double d = BACKOFF_FIRST_S;
-    for (int i = 1; i < attempts && d < BACKOFF_MAX_S; i++) d *= 2;
-    d *= 0.8 + 0.4 * (double)randombytes_uniform(1000) / 1000.0;
-    return d < BACKOFF_MAX_S ? d : BACKOFF_MAX_S;
-}
-
-static void delivered(struct mail_msg *msg, const char *path)
-{
-    struct log_line *line = host_log_begin(LOG_INFO, path ? "mail written to outbox" : "mail sent");
-    host_log_str(line, "mail_id", msg->id);
-    if (path) {
-        host_log_str(line, "path", path);
+    struct log_line *line;
+    if (error == NULL) {
+        line = host_log_begin(LOG_INFO, path ? "mail written to outbox" : "mail sent");
+        mailer.sent++;
     } else {
-        host_log_str(line, "server", mailer.cfg.log_target);
-        host_log_num(line, "duration_ms", (host_now() - msg->attempt_started) * 1000.0);
-    }
-    host_log_int(line, "attempts", msg->attempts);
-    host_log_num(line, "queued_s", difftime(time(NULL), msg->created));
-    host_log_end(line);
-    mailer.sent++;
-    msg_free(msg);
-    flush_check();
-}
-
-/* An attempt failed: retry later, or give up. `smtp_code` is the server's
- * last reply code (0 when there was none); 5xx is permanent. */
-static void attempt_failed(struct mail_msg *msg, const char *error, long smtp_code)
-{
-    int permanent = smtp_code >= 500 && smtp_code < 600;
-    if (permanent || msg->attempts >= mailer.cfg.retry_max) {
-        struct log_line *line = host_log_begin(LOG_ERROR, "mail delivery failed; giving up");
-        host_log_str(line, "mail_id", msg->id);
-        host_log_int(line, "attempts", msg->attempts);
+        line = host_log_begin(LOG_WARN, "mail delivery attempt failed");
         host_log_str(line, "error", error);
         if (smtp_code) host_log_int(line, "smtp_code", smtp_code);
-        host_log_str(line, "reason", permanent ? "rejected by the server" : "out of attempts");
-        host_log_end(line);
         mailer.failed++;
-        msg_free(msg);
-        flush_check();
-        return;
     }
-    if (mailer.flushing) {
-        struct log_line *line = host_log_begin(LOG_WARN, "mail delivery failed during shutdown");
-        host_log_str(line, "mail_id", msg->id);
-        host_log_int(line, "attempts", msg->attempts);
-        host_log_str(line, "error", error);
-        host_log_end(line);
-        msg->state = MSG_STOPPED;
-        flush_check();
-        return;
-    }
-    double delay = backoff_s(msg->attempts);
-    struct timeval tv = {(time_t)delay, (suseconds_t)((delay - (double)(time_t)delay) * 1e6)};
-    struct log_line *line = host_log_begin(LOG_WARN, "mail delivery failed; retrying");
-    host_log_str(line, "mail_id", msg->id);
-    host_log_int(line, "attempt", msg->attempts);
-    host_log_int(line, "attempts_max", mailer.cfg.retry_max);
-    host_log_num(line, "retry_in_s", delay);
-    host_log_str(line, "error", error);
-    if (smtp_code) host_log_int(line, "smtp_code", smtp_code);
+    host_log_str(line, "mail_id", d->id);
+    if (d->request_id[0]) host_log_str(line, "request_id", d->request_id);
+    if (path) host_log_str(line, "path", path);
+    else if (mailer.cfg.transport == TRANSPORT_SMTP) host_log_str(line, "server", mailer.cfg.log_target);
+    else host_log_str(line, "dir", mailer.cfg.outbox_dir);
+    host_log_num(line, "duration_ms", (host_now() - d->started) * 1000.0);
     host_log_end(line);
-    msg->state = MSG_WAITING;
-    evtimer_add(msg->timer, &tv);
+}
+
+/* Pushes deliver's results on `L`: true, or nil, error, permanent (a 5xx
+ * reply: the server will refuse the message again). Returns their count. */
+static int push_outcome(lua_State *L, const char *error, long smtp_code)
+{
+    if (error == NULL) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, error);
+    lua_pushboolean(L, smtp_code >= 500 && smtp_code < 600);
+    return 3;
 }
 
 /* ---- outbox ------------------------------------------------------------- */
@@ -427,10 +360,12 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
-/* Writes msg as <dir>/<UTC yyyymmddThhmmssZ>-<id>.eml through a temporary
- * dot-file and rename(2), so a reader never sees half a message. Returns 0
- * with the final path in `path`, or -1 with errno and the failed step. */
-static int outbox_write(const struct mail_msg *msg, char *path, size_t cap, const char **step)
+/* Writes the message as <dir>/<UTC yyyymmddThhmmssZ>-<id>.eml through a
+ * temporary dot-file and rename(2), so a reader never sees half a message;
+ * a second attempt for the same id in the same second replaces the first
+ * file (a later one writes a second file with the same Message-ID). Returns 0 with
+ * the final path in `path`, or -1 with errno and the failed step. */
+static int outbox_write(const struct delivery *d, char *path, size_t cap, const char **step)
 {
     char tmp[PATH_MAX], stamp[32];
     struct tm tm;
@@ -439,11 +374,11 @@ static int outbox_write(const struct mail_msg *msg, char *path, size_t cap, cons
 
     *step = "create the folder";
     if (ensure_dir(dir) != 0) return -1;
-    gmtime_r(&msg->created, &tm);
+    gmtime_r(&d->created, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
     *step = "name the file";
-    if ((size_t)snprintf(path, cap, "%s/%s-%s.eml", dir, stamp, msg->id) >= cap ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.eml.tmp", dir, msg->id) >= sizeof tmp) {
+    if ((size_t)snprintf(path, cap, "%s/%s-%s.eml", dir, stamp, d->id) >= cap ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.eml.tmp", dir, d->id) >= sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -451,8 +386,8 @@ static int outbox_write(const struct mail_msg *msg, char *path, size_t cap, cons
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
     *step = "write";
-    for (size_t off = 0; off < msg->len;) {
-        ssize_t n = write(fd, msg->data + off, msg->len - off);
+    for (size_t off = 0; off < d->len;) {
+        ssize_t n = write(fd, d->data + off, d->len - off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) goto fail;
         off += (size_t)n;
@@ -475,135 +410,106 @@ fail: {
     }
 }
 
-static void outbox_attempt(struct mail_msg *msg)
+/* One outbox attempt, during the call: pushes the results on L, frees d. */
+static int outbox_deliver(lua_State *L, struct delivery *d)
 {
     char path[PATH_MAX], error[256];
     const char *step = NULL;
-    msg->attempts++;
-    if (outbox_write(msg, path, sizeof path, &step) == 0) {
-        delivered(msg, path);
-        return;
+    const char *failure = NULL;
+    if (outbox_write(d, path, sizeof path, &step) != 0) {
+        snprintf(error, sizeof error, "outbox %s: cannot %s: %s", mailer.cfg.outbox_dir, step, strerror(errno));
+        failure = error;
     }
-    snprintf(error, sizeof error, "outbox %s: cannot %s: %s", mailer.cfg.outbox_dir, step, strerror(errno));
-    attempt_failed(msg, error, 0);
+    log_outcome(d, failure ? NULL : path, failure, 0);
+    delivery_free(d);
+    return push_outcome(L, failure, 0);
 }
 
 /* ---- SMTP on the transfer thread ---------------------------------------- */
 
 /* CURLOPT_READFUNCTION. Transfer thread: touches only data, len and pos,
- * which the loop leaves alone while the message is SENDING. */
+ * which the loop leaves alone while the attempt is in flight. */
 static size_t smtp_read_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
-    struct mail_msg *msg = userp;
-    size_t room = size * nitems, left = msg->len - msg->pos;
+    struct delivery *d = userp;
+    size_t room = size * nitems, left = d->len - d->pos;
     size_t n = left < room ? left : room;
-    memcpy(buf, msg->data + msg->pos, n);
-    msg->pos += n;
+    memcpy(buf, d->data + d->pos, n);
+    d->pos += n;
     return n;
 }
 
-/* Frees what one attempt made (the handle is back from the transfer
- * thread, or was never handed over). */
-static void smtp_free_attempt(struct mail_msg *msg)
+/* host_task_cancel_fn: the waiting task is gone. Cut the transfer (its
+ * socket is shut down now, so it cannot end as half a message) and leave
+ * the attempt to smtp_done_cb as an orphan. */
+static void cancel_delivery(void *op)
 {
-    if (msg->easy) curl_easy_cleanup(msg->easy);
-    curl_slist_free_all(msg->rcpt_list);
-    msg->easy = NULL;
-    msg->rcpt_list = NULL;
+    struct delivery *d = op;
+    struct log_line *line = host_log_begin(LOG_WARN, "mail delivery attempt cut: its task was cancelled");
+    host_log_str(line, "mail_id", d->id);
+    if (d->request_id[0]) host_log_str(line, "request_id", d->request_id);
+    host_log_end(line);
+    d->task = NULL;
+    host_transfer_cancel(d->easy);
 }
 
-static void start_ready(void);
-
-/* host_transfer_done_fn: an attempt is over; the easy handle is ours again.
- * Delivered, or failed and rescheduled. An orphan (its message was dropped
- * by host_mail_shutdown while this transfer ran) is only freed: the mailer
- * is gone by then. */
+/* host_transfer_done_fn: the attempt is over; the easy handle is ours
+ * again. Resumes the waiting task with the outcome, unless it was
+ * cancelled. */
 static void smtp_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
 {
-    struct mail_msg *msg = arg;
+    struct delivery *d = arg;
     char error[CURL_ERROR_SIZE + 64];
-    (void)easy; /* == msg->easy */
-    if (msg->orphan) {
-        smtp_free_attempt(msg);
-        free(msg->rcpt);
-        free(msg->data);
-        free(msg);
+    (void)easy; /* == d->easy */
+    LIST_REMOVE(d, link);
+    mailer.inflight--;
+    struct host_task *task = d->task;
+    if (task == NULL) {
+        delivery_free(d);
         return;
     }
-    snprintf(error, sizeof error, "%s", msg->errbuf[0] ? msg->errbuf : curl_easy_strerror(rc));
-    smtp_free_attempt(msg);
-    mailer.inflight--;
-    msg->state = MSG_WAITING;
-    if (rc == CURLE_OK) delivered(msg, NULL);
-    else attempt_failed(msg, error, code);
-    start_ready();
+    snprintf(error, sizeof error, "%s", d->errbuf[0] ? d->errbuf : curl_easy_strerror(rc));
+    const char *failure = rc == CURLE_OK ? NULL : error;
+    log_outcome(d, NULL, failure, code);
+    delivery_free(d);
+    host_task_resume(task, push_outcome(host_task_thread(task), failure, code));
 }
 
-/* Starts one attempt: builds the easy handle here, on the loop, and hands
- * it to the transfer thread. On a local failure (out of memory, no
- * transfer thread) the attempt is counted as failed at once. */
-static void smtp_start(struct mail_msg *msg)
+/* Hands the attempt to the transfer thread and suspends `task`; on a local
+ * failure (out of memory, no transfer thread) returns its outcome at once. */
+static int smtp_deliver(lua_State *L, struct host_task *task, struct delivery *d)
 {
     const struct mail_settings *cfg = &mailer.cfg;
-    msg->attempts++;
-    msg->pos = 0;
-    msg->errbuf[0] = '\0';
-    msg->attempt_started = host_now();
-    msg->easy = curl_easy_init();
-    msg->rcpt_list = curl_slist_append(NULL, msg->rcpt);
-    if (msg->easy == NULL || msg->rcpt_list == NULL) {
-        smtp_free_attempt(msg);
-        attempt_failed(msg, "out of memory", 0);
-        return;
+    d->easy = curl_easy_init();
+    d->rcpt_list = curl_slist_append(NULL, d->rcpt);
+    if (d->easy == NULL || d->rcpt_list == NULL) {
+        log_outcome(d, NULL, "out of memory", 0);
+        delivery_free(d);
+        return push_outcome(L, "out of memory", 0);
     }
-    curl_easy_setopt(msg->easy, CURLOPT_URL, cfg->url);
-    curl_easy_setopt(msg->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(msg->easy, CURLOPT_USE_SSL, cfg->use_ssl);
-    curl_easy_setopt(msg->easy, CURLOPT_MAIL_FROM, cfg->envelope_from);
-    curl_easy_setopt(msg->easy, CURLOPT_MAIL_RCPT, msg->rcpt_list);
-    curl_easy_setopt(msg->easy, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(msg->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)msg->len);
-    curl_easy_setopt(msg->easy, CURLOPT_READFUNCTION, smtp_read_cb);
-    curl_easy_setopt(msg->easy, CURLOPT_READDATA, msg);
-    curl_easy_setopt(msg->easy, CURLOPT_TIMEOUT, cfg->timeout_s);
+    curl_easy_setopt(d->easy, CURLOPT_URL, cfg->url);
+    curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(d->easy, CURLOPT_USE_SSL, cfg->use_ssl);
+    curl_easy_setopt(d->easy, CURLOPT_MAIL_FROM, cfg->envelope_from);
+    curl_easy_setopt(d->easy, CURLOPT_MAIL_RCPT, d->rcpt_list);
+    curl_easy_setopt(d->easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(d->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)d->len);
+    curl_easy_setopt(d->easy, CURLOPT_READFUNCTION, smtp_read_cb);
+    curl_easy_setopt(d->easy, CURLOPT_READDATA, d);
+    curl_easy_setopt(d->easy, CURLOPT_TIMEOUT, cfg->timeout_s);
     /* caps curl's blocking waits (end of data, QUIT), which hold up the
      * transfer thread, and so every other transfer of the worker */
-    curl_easy_setopt(msg->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT, cfg->timeout_s);
-    curl_easy_setopt(msg->easy, CURLOPT_ERRORBUFFER, msg->errbuf);
-    if (host_transfer_submit(msg->easy, smtp_done_cb, msg) != 0) {
-        smtp_free_attempt(msg);
-        attempt_failed(msg, "the transfer thread is not available", 0);
-        return;
+    curl_easy_setopt(d->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT, cfg->timeout_s);
+    curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf);
+    if (host_transfer_submit(d->easy, smtp_done_cb, d) != 0) {
+        log_outcome(d, NULL, "the transfer thread is not available", 0);
+        delivery_free(d);
+        return push_outcome(L, "the transfer thread is not available", 0);
     }
-    msg->state = MSG_SENDING;
+    d->task = task;
+    LIST_INSERT_HEAD(&mailer.inflight_list, d, link);
     mailer.inflight++;
-}
-
-/* Starts due messages while SMTP slots are free. */
-static void start_ready(void)
-{
-    struct mail_msg *msg;
-    while (mailer.inflight < MAIL_MAX_INFLIGHT && (msg = TAILQ_FIRST(&mailer.ready)) != NULL) {
-        TAILQ_REMOVE(&mailer.ready, msg, ready_link);
-        msg->state = MSG_WAITING;
-        smtp_start(msg);
-    }
-}
-
-/* ---- attempts ----------------------------------------------------------- */
-
-static void attempt_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct mail_msg *msg = arg;
-    (void)fd;
-    (void)what;
-    if (mailer.cfg.transport == TRANSPORT_OUTBOX) {
-        outbox_attempt(msg);
-        return;
-    }
-    msg->state = MSG_READY;
-    TAILQ_INSERT_TAIL(&mailer.ready, msg, ready_link);
-    start_ready();
+    return host_task_suspend(task, cancel_delivery, d);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -725,10 +631,7 @@ static int settings_load(struct mail_settings *cfg, char *err, size_t cap)
 {
     const char *url = config_env_str("MAIL_URL", NULL);
     const char *tls = config_env_str("MAIL_TLS", "try");
-    cfg->timeout_s = config_env_long("MAIL_TIMEOUT_S", 30, 1, 3600);
-    cfg->retry_max = config_env_long("MAIL_RETRY_MAX", 8, 1, 100);
-    cfg->queue_max = config_env_long("MAIL_QUEUE_MAX", 1000, 1, 1000000);
-    cfg->flush_s = config_env_long("MAIL_FLUSH_S", 3, 0, 60);
+    cfg->timeout_s = config_env_long("MAIL_TIMEOUT_S", 15, 1, 3600);
     cfg->tls = tls;
     if (!strcmp(tls, "try")) cfg->use_ssl = CURLUSESSL_TRY;
     else if (!strcmp(tls, "require")) cfg->use_ssl = CURLUSESSL_ALL;
@@ -773,11 +676,10 @@ int host_mail_check_config(char *err, size_t cap)
 int host_mail_init(struct event_base *base)
 {
     char err[256];
+    (void)base;
     if (mailer.running) return 0;
     memset(&mailer, 0, sizeof mailer);
-    TAILQ_INIT(&mailer.queue);
-    TAILQ_INIT(&mailer.ready);
-    mailer.base = base;
+    LIST_INIT(&mailer.inflight_list);
     /* curl_url and curl_easy_init run here, on the loop; the transfer
      * service holds its own reference (curl_global_init counts) */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -813,85 +715,32 @@ fail:
     return -1;
 }
 
-static void flush_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    event_base_loopbreak(mailer.base);
-}
-
-/* Gives every held message one more immediate attempt (no retries after
- * it) and runs the loop until they are done or MAIL_FLUSH_S has passed. */
-static void flush_queue(void)
-{
-    struct mail_msg *msg;
-    static const struct timeval now = {0, 0};
-    struct timeval bound = {mailer.cfg.flush_s, 0};
-    mailer.flushing = 1;
-    if (mailer.count == 0 || mailer.cfg.flush_s == 0) return;
-    TAILQ_FOREACH(msg, &mailer.queue, link)
-        if (msg->state == MSG_WAITING) evtimer_add(msg->timer, &now);
-    mailer.flush_timer = evtimer_new(mailer.base, flush_deadline_cb, NULL);
-    if (mailer.flush_timer == NULL) return;
-    evtimer_add(mailer.flush_timer, &bound);
-    struct log_line *line = host_log_begin(LOG_INFO, "mail: flushing the queue before exit");
-    host_log_int(line, "queued", (int64_t)mailer.count);
-    host_log_int(line, "bound_s", mailer.cfg.flush_s);
-    host_log_end(line);
-    event_base_dispatch(mailer.base);
-    event_free(mailer.flush_timer);
-    mailer.flush_timer = NULL;
-}
-
 void host_mail_shutdown(void)
 {
-    struct mail_msg *msg, *next;
+    struct delivery *d;
     if (!mailer.running) return;
-    flush_queue();
-
-    if (mailer.count > 0) {
-        struct evbuffer *ids = evbuffer_new();
-        TAILQ_FOREACH(msg, &mailer.queue, link)
-            if (ids) evbuffer_add_printf(ids, "%s%s", evbuffer_get_length(ids) ? "," : "", msg->id);
-        struct log_line *line = host_log_begin(LOG_WARN, "mail dropped at shutdown: still queued");
-        host_log_int(line, "dropped", (int64_t)mailer.count);
-        if (ids) host_log_strn(line, "mail_ids", (const char *)evbuffer_pullup(ids, -1), evbuffer_get_length(ids));
-        host_log_end(line);
-        if (ids) evbuffer_free(ids);
-    }
-    /* A message still SENDING is the transfer thread's until its done
-     * callback runs: cancel it (its socket is cut now, so it cannot end as
-     * a half message, nor hang on a silent server) and leave it, as an
-     * orphan, to smtp_done_cb, which host_transfer_shutdown runs next. */
-    for (msg = TAILQ_FIRST(&mailer.queue); msg; msg = next) {
-        next = TAILQ_NEXT(msg, link);
-        if (msg->state != MSG_SENDING) {
-            msg_free(msg);
-            continue;
-        }
-        TAILQ_REMOVE(&mailer.queue, msg, link);
-        mailer.count--;
-        event_free(msg->timer);
-        msg->timer = NULL;
-        msg->orphan = 1;
-        host_transfer_cancel(msg->easy);
+    /* Services stop only after a complete drain (host/worker.c), and the
+     * jobs' tasks are aborted before (host_jobs_shutdown, which cuts their
+     * attempts through cancel_delivery), so nothing is normally left here.
+     * Whatever is, is cut: its outbox row stays due, and the lease lets
+     * another worker send it again, with the same Message-ID. smtp_done_cb
+     * frees it when host_transfer_shutdown runs next. */
+    LIST_FOREACH(d, &mailer.inflight_list, link) {
+        d->task = NULL;
+        host_transfer_cancel(d->easy);
     }
     if (mailer.curl_ready) curl_global_cleanup();
     settings_free(&mailer.cfg);
-    memset(&mailer, 0, sizeof mailer);
+    mailer.running = 0;
 }
 
 void host_mail_stats(struct host_mail_stats *out)
 {
-    struct mail_msg *msg;
     memset(out, 0, sizeof *out);
     if (!mailer.running) return;
-    out->queued = mailer.count;
+    out->sending = mailer.inflight;
     out->sent = mailer.sent;
     out->failed = mailer.failed;
-    TAILQ_FOREACH(msg, &mailer.queue, link)
-        if (msg->attempts > 0 && msg->state != MSG_SENDING) out->retrying++;
 }
 
 /* ---- host.mail ---------------------------------------------------------- */
@@ -910,116 +759,99 @@ static const char *field_string(lua_State *L, const char *name, size_t *len)
     return lua_tolstring(L, -1, len);
 }
 
-static int send_fail(lua_State *L, int top, const char *err)
+static int invalid(lua_State *L, int top, const char *err)
 {
     lua_settop(L, top);
     lua_pushnil(L);
     lua_pushstring(L, err);
-    return 2;
+    lua_pushboolean(L, 1); /* sending it again cannot help */
+    return 3;
 }
 
-/* mail.send{to=, subject=, text=, html=} -> id | nil, err.
- * Raises on misuse (not a table, a field of the wrong type, no server);
- * returns nil, err for an invalid message or a full queue. Queues the
- * message and returns at once: delivery is in the background. */
-static int l_mail_send(lua_State *L)
+/* A Message-ID left part the caller chose: what an outbox row keeps so a
+ * second attempt is recognisable as the same message. */
+static int valid_id(const char *id, size_t len)
 {
-    size_t to_len, subject_len, text_len, html_len;
+    if (len == 0 || len > MAIL_ID_MAX) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '.' && id[i] != '_') return 0;
+    return 1;
+}
+
+/* mail.deliver{id=, to=, subject=, text=, html=} -> true | nil, err, permanent.
+ * One attempt; the calling task waits for it (an outbox write returns at
+ * once). Raises on misuse (not a table, a field of the wrong type, no
+ * server, not in a task that can wait); an invalid message is a permanent
+ * failure. */
+static int l_mail_deliver(lua_State *L)
+{
+    size_t id_len, to_len, subject_len, text_len, html_len;
     luaL_checktype(L, 1, LUA_TTABLE);
     int top = lua_gettop(L);
     if (!mailer.running)
-        return luaL_error(L, "host.mail needs a running server: mail.send works in a worker, "
+        return luaL_error(L, "host.mail needs a running server: mail.deliver works in a worker, "
                              "not in a plain luajit (specs) or before the worker starts");
-    /* stack: args.. to subject text html (kept until the end: the strings live there) */
+    struct host_task *task = host_task_waitable(L, "mail.deliver");
+    /* stack: args.. id to subject text html (kept until the end: the strings live there) */
+    const char *id = field_string(L, "id", &id_len);
     const char *to = field_string(L, "to", &to_len);
     const char *subject = field_string(L, "subject", &subject_len);
     const char *text = field_string(L, "text", &text_len);
     const char *html = field_string(L, "html", &html_len);
     if (subject == NULL) subject = "";
 
-    if (to == NULL || to_len == 0) return send_fail(L, top, ERR_PREFIX "to is required");
-    if (has_crlf_nul(to, to_len)) return send_fail(L, top, ERR_PREFIX "to must not contain CR, LF or NUL");
-    if (!valid_address(to, to_len)) return send_fail(L, top, ERR_PREFIX "to is not a valid email address");
+    if (id == NULL || !valid_id(id, id_len))
+        return invalid(L, top, ERR_PREFIX "id must be 1 to 64 letters, digits, '.', '-' or '_'");
+    if (to == NULL || to_len == 0) return invalid(L, top, ERR_PREFIX "to is required");
+    if (has_crlf_nul(to, to_len)) return invalid(L, top, ERR_PREFIX "to must not contain CR, LF or NUL");
+    if (!valid_address(to, to_len)) return invalid(L, top, ERR_PREFIX "to is not a valid email address");
     if (has_crlf_nul(subject, subject_len))
-        return send_fail(L, top, ERR_PREFIX "subject must not contain CR, LF or NUL");
-    if (text == NULL) return send_fail(L, top, ERR_PREFIX "text is required");
-    if (mailer.count >= (unsigned long)mailer.cfg.queue_max) {
-        struct log_line *line = host_log_begin(LOG_WARN, "mail queue full; message refused");
-        host_log_int(line, "queued", (int64_t)mailer.count);
-        const char *request_id = host_task_request_id(L);
-        if (request_id) host_log_str(line, "request_id", request_id);
-        host_log_end(line);
-        return send_fail(L, top, "mail queue full");
-    }
+        return invalid(L, top, ERR_PREFIX "subject must not contain CR, LF or NUL");
+    if (text == NULL) return invalid(L, top, ERR_PREFIX "text is required");
 
-    struct mail_msg *msg = calloc(1, sizeof *msg);
+    struct delivery *d = calloc(1, sizeof *d);
     struct evbuffer *out = evbuffer_new();
-    unsigned char raw[MAIL_ID_BYTES];
-    if (msg == NULL || out == NULL) goto oom;
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(msg->id, sizeof msg->id, raw, sizeof raw);
-    msg->created = time(NULL);
-    build_message(out, msg->id, msg->created, to, to_len, subject, subject_len,
-                  text, text_len, html, html_len);
-    msg->len = evbuffer_get_length(out);
-    msg->data = malloc(msg->len);
-    msg->rcpt = malloc(to_len + 3);
-    msg->timer = evtimer_new(mailer.base, attempt_cb, msg);
-    if (msg->data == NULL || msg->rcpt == NULL || msg->timer == NULL) goto oom;
-    evbuffer_remove(out, msg->data, msg->len);
-    evbuffer_free(out);
-    out = NULL;
-    snprintf(msg->rcpt, to_len + 3, "<%.*s>", (int)to_len, to);
-
-    static const struct timeval now = {0, 0};
-    msg->state = MSG_WAITING;
-    evtimer_add(msg->timer, &now);
-    TAILQ_INSERT_TAIL(&mailer.queue, msg, link);
-    mailer.count++;
-
-    struct log_line *line = host_log_begin(LOG_INFO, "mail queued");
-    host_log_str(line, "mail_id", msg->id);
+    if (d == NULL || out == NULL) goto oom;
+    memcpy(d->id, id, id_len);
     const char *request_id = host_task_request_id(L);
-    if (request_id) host_log_str(line, "request_id", request_id);
-    host_log_str(line, "to_domain", (const char *)memchr(to, '@', to_len) + 1);
-    host_log_str(line, "transport", mailer.cfg.transport == TRANSPORT_SMTP ? "smtp" : "outbox");
-    host_log_int(line, "bytes", (int64_t)msg->len);
-    host_log_end(line);
-
+    if (request_id) snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
+    d->created = time(NULL);
+    d->started = host_now();
+    build_message(out, d->id, d->created, to, to_len, subject, subject_len, text, text_len, html, html_len);
+    d->len = evbuffer_get_length(out);
+    d->data = malloc(d->len);
+    d->rcpt = malloc(to_len + 3);
+    if (d->data == NULL || d->rcpt == NULL) goto oom;
+    evbuffer_remove(out, d->data, d->len);
+    evbuffer_free(out);
+    snprintf(d->rcpt, to_len + 3, "<%.*s>", (int)to_len, to);
     lua_settop(L, top);
-    lua_pushstring(L, msg->id);
-    return 1;
+    if (mailer.cfg.transport == TRANSPORT_OUTBOX) return outbox_deliver(L, d);
+    return smtp_deliver(L, task, d);
 
 oom:
     if (out) evbuffer_free(out);
-    if (msg) {
-        if (msg->timer) event_free(msg->timer);
-        free(msg->data);
-        free(msg->rcpt);
-        free(msg);
-    }
+    if (d) delivery_free(d);
     return luaL_error(L, "host.mail: out of memory");
 }
 
-/* mail.stats() -> {queued=, sent=, failed=, retrying=} for this worker. */
+/* mail.stats() -> {sending=, sent=, failed=} for this worker. */
 static int l_mail_stats(lua_State *L)
 {
     struct host_mail_stats s;
     host_mail_stats(&s);
-    lua_createtable(L, 0, 4);
-    lua_pushnumber(L, (lua_Number)s.queued);
-    lua_setfield(L, -2, "queued");
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, (lua_Number)s.sending);
+    lua_setfield(L, -2, "sending");
     lua_pushnumber(L, (lua_Number)s.sent);
     lua_setfield(L, -2, "sent");
     lua_pushnumber(L, (lua_Number)s.failed);
     lua_setfield(L, -2, "failed");
-    lua_pushnumber(L, (lua_Number)s.retrying);
-    lua_setfield(L, -2, "retrying");
     return 1;
 }
 
 static const luaL_Reg mail_functions[] = {
-    {"send", l_mail_send},
+    {"deliver", l_mail_deliver},
     {"stats", l_mail_stats},
     {NULL, NULL},
 };
@@ -1031,10 +863,10 @@ int host_mail_open(lua_State *L)
 }
 
 static const struct host_stat mail_stat_list[] = {
-    {"moonkeep_mail_sent_total", "Mails delivered (or written to the outbox).", 1},
-    {"moonkeep_mail_failed_total", "Mails given up (refused by the server, or out of attempts).", 1},
-    {"moonkeep_mail_queued", "Mails held now: waiting, sending or retrying.", 0},
-    {"moonkeep_mail_retrying", "Mails held now after at least one failed attempt.", 0},
+    {"moonkeep_mail_sent_total", "Mails delivered (or written to the outbox folder).", 1},
+    {"moonkeep_mail_failed_total", "Delivery attempts that failed (the outbox retries them up to MAIL_RETRY_MAX).",
+     1},
+    {"moonkeep_mail_sending", "SMTP delivery attempts in flight now.", 0},
     {NULL, NULL, 0},
 };
 
@@ -1044,8 +876,7 @@ static void mail_stat_values(int64_t *v)
     host_mail_stats(&s);
     v[0] = (int64_t)s.sent;
     v[1] = (int64_t)s.failed;
-    v[2] = (int64_t)s.queued;
-    v[3] = (int64_t)s.retrying;
+    v[2] = (int64_t)s.sending;
 }
 
 const struct host_service host_mail_service = {

@@ -1,6 +1,7 @@
 /* metrics.c — host.metrics (metrics.h). The server's numbers and how to
- * render them are server/metrics.c's; this file holds the renderer the
- * master handed over, inherited by every worker. */
+ * render them are server/metrics.c's; this file holds the renderer and the
+ * recorder of scripts' numbers the master handed over, inherited by every
+ * worker, and checks what scripts pass them. */
 #include "bind/metrics.h"
 
 #include <string.h>
@@ -13,12 +14,18 @@
 static struct {
     host_metrics_render_fn render;  /* NULL outside a server */
     int elsewhere;                  /* METRICS_PORT serves the numbers */
+    host_metrics_record_fn record;  /* NULL outside a server */
 } renderer;
 
 void host_metrics_set_renderer(host_metrics_render_fn render, int elsewhere)
 {
     renderer.render = render;
     renderer.elsewhere = elsewhere;
+}
+
+void host_metrics_set_recorder(host_metrics_record_fn record)
+{
+    renderer.record = record;
 }
 
 void host_metrics_label(char *dst, size_t cap, const char *src)
@@ -40,6 +47,60 @@ static int l_metrics_route(lua_State *L)
     struct host_task *task = host_task_check(L);
     host_metrics_label(task->route, sizeof task->route, pattern);
     return 0;
+}
+
+/* A key a script may report: moonkeep_<name>, then optionally labels
+ * {k="v",...} with plain label values (letters, digits, _ . -). Counter
+ * names end in _total. */
+static int valid_key(const char *key, size_t len, int is_counter)
+{
+    size_t n = strcspn(key, "{");
+    if (len >= HOST_METRICS_KEY_MAX || n <= 9 || strncmp(key, "moonkeep_", 9) != 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') || key[i] == '_')) return 0;
+    if (is_counter && (n < 6 || strncmp(key + n - 6, "_total", 6) != 0)) return 0;
+    if (n == len) return 1;
+    if (key[len - 1] != '}') return 0;
+    int in_value = 0;
+    for (size_t i = n + 1; i < len - 1; i++) {
+        char c = key[i];
+        if (c == '"') in_value = !in_value;
+        else if (in_value ? !(c == '_' || c == '.' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9'))
+                          : !(c == '_' || c == '=' || c == ',' || (c >= 'a' && c <= 'z')))
+            return 0;
+    }
+    return !in_value;
+}
+
+/* count and gauge: checks the key, hands the number to the server. Raises
+ * on a bad key or a kind that changed; does nothing outside a server or
+ * when the worker's table of script values is full. */
+static int record(lua_State *L, int is_counter)
+{
+    size_t len;
+    const char *key = luaL_checklstring(L, 1, &len);
+    double value = luaL_checknumber(L, 2);
+    const char *help = luaL_checkstring(L, 3);
+    if (!valid_key(key, len, is_counter))
+        return luaL_argerror(L, 1, is_counter ? "a name moonkeep_..._total, labels {k=\"v\"} optional"
+                                              : "a name moonkeep_..., labels {k=\"v\"} optional");
+    if (renderer.record && renderer.record(key, is_counter, value, help) == -2)
+        return luaL_argerror(L, 1, "already reported as the other kind");
+    return 0;
+}
+
+/* metrics.count(key, n, help): adds n to a counter of this worker. */
+static int l_metrics_count(lua_State *L)
+{
+    return record(L, 1);
+}
+
+/* metrics.gauge(key, value, help): the deployment's current value, as this
+ * worker read it now; /metrics shows the value set last by any worker. */
+static int l_metrics_gauge(lua_State *L)
+{
+    return record(L, 0);
 }
 
 /* metrics.render() -> text | nil, err: the exposition of the whole server;
@@ -67,6 +128,8 @@ static int l_metrics_render(lua_State *L)
 
 static const luaL_Reg metrics_functions[] = {
     {"route", l_metrics_route},
+    {"count", l_metrics_count},
+    {"gauge", l_metrics_gauge},
     {"render", l_metrics_render},
     {NULL, NULL},
 };

@@ -81,6 +81,49 @@ static void drop_traceback(char *s)
     if (tb) *tb = '\0';
 }
 
+/* Reads app.jobs (the table at the top of L's stack, may be nil) into
+ * gen->jobs. Every job is checked: a bad one refuses the generation, like
+ * any script error. Stack balanced. Returns 0, or -1 with err. */
+static int read_jobs(lua_State *L, struct generation *gen, const char *scripts_dir, char *err, size_t errlen)
+{
+    if (lua_isnil(L, -1)) return 0;
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s/app.lua: app.jobs must be a table of name = {every =, run =}", scripts_dir);
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) { /* key at -2, job at -1 */
+        size_t len = 0;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+        lua_getfield(L, -1, "every");
+        lua_getfield(L, -2, "run");
+        double every = lua_tonumber(L, -2);
+        const char *bad = NULL;
+        if (name == NULL || len == 0 || len >= HOST_JOB_NAME_MAX) bad = "a name of 1 to 31 characters";
+        else if (gen->njobs == HOST_JOBS_MAX) bad = "at most 8 jobs";
+        else if (lua_type(L, -2) != LUA_TNUMBER || !(every >= 0.05 && every <= 86400)) bad = "every in [0.05, 86400] seconds";
+        else if (!lua_isfunction(L, -1)) bad = "a run function";
+        if (bad) {
+            snprintf(err, errlen, "%s/app.lua: app.jobs.%s: needs %s", scripts_dir, name ? name : "?", bad);
+            lua_pop(L, 4);
+            return -1;
+        }
+        struct host_job_spec *job = &gen->jobs[gen->njobs++];
+        memcpy(job->name, name, len + 1);
+        job->every_s = every;
+        job->run_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops run */
+        lua_pop(L, 2); /* every, the job; the key stays for lua_next */
+    }
+    return 0;
+}
+
+const struct host_job_spec *host_generation_job(const struct generation *gen, const char *name)
+{
+    for (int i = 0; i < gen->njobs; i++)
+        if (strcmp(gen->jobs[i].name, name) == 0) return &gen->jobs[i];
+    return NULL;
+}
+
 struct generation *host_generation_load(const char *scripts_dir, unsigned long id, const char *digest,
                                         char *err, size_t errlen)
 {
@@ -118,6 +161,10 @@ struct generation *host_generation_load(const char *scripts_dir, unsigned long i
         goto fail;
     }
     gen->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "jobs");
+    int jobs_rc = read_jobs(L, gen, scripts_dir, err, errlen);
+    lua_pop(L, 1);
+    if (jobs_rc != 0) goto fail;
     lua_getfield(L, -1, "self_check");
     if (lua_isfunction(L, -1)) {
         if (host_vm_pcall(L, 0, 2, err, errlen) != 0) {

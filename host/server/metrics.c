@@ -27,6 +27,12 @@
  *                        and only ever raises a published counter. Up to a
  *                        second of them is lost when a worker dies.
  *   log lines            a log sink (log.h), in the slot of the process
+ *   script values        host.metrics.count / .gauge (a job's numbers: the
+ *                        mail outbox, the retention sweeper), appended to
+ *                        the slot's `values` like series; a counter is
+ *                        summed over the slots, a gauge is the value set
+ *                        last by any worker (they report deployment-wide
+ *                        numbers read from the database)
  *   restarts, reloads    the master, in the block's header
  *
  * Owns: the mapping (the master unmaps it), and in a worker the sample
@@ -42,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -58,6 +65,8 @@
 #define METHOD_MAX 12
 #define UNMATCHED "(unmatched)"
 #define SAMPLE_INTERVAL_US 1000000
+#define VALUES_MAX 32           /* script values per slot */
+#define VALUE_HELP_MAX 160
 
 /* Upper bounds of the latency histogram's buckets, in seconds. */
 static const double bucket_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -75,6 +84,15 @@ struct series {
     counter_t sum_us;               /* their total latency, microseconds */
 };
 
+/* A number a script reports (host.metrics.count / .gauge). */
+struct script_value {
+    char key[HOST_METRICS_KEY_MAX];        /* name, with its labels when any: never change once published */
+    char help[VALUE_HELP_MAX];
+    int is_counter;
+    _Atomic double value;
+    _Atomic double set_at;          /* wall-clock seconds of the last gauge set */
+};
+
 struct slot {
     gauge_t pid;                    /* 0 while no worker runs in the slot */
     gauge_t in_flight;
@@ -83,6 +101,8 @@ struct slot {
     counter_t log_lines[4];         /* by enum log_level */
     _Atomic uint32_t nseries;       /* published entries of `series` */
     struct series series[SERIES_MAX];
+    _Atomic uint32_t nvalues;       /* published entries of `values` */
+    struct script_value values[VALUES_MAX];
 };
 
 struct block {
@@ -140,6 +160,8 @@ static void count_log_line(enum log_level level, const char *line, size_t len, v
 
 /* ---- master ----------------------------------------------------------------- */
 
+static int record_value(const char *key, int is_counter, double value, const char *help);
+
 int host_metrics_setup(int workers, int metrics_fd)
 {
     if (block) return 0;
@@ -161,6 +183,7 @@ int host_metrics_setup(int workers, int metrics_fd)
         for (const struct host_stat *st = (*sv)->stat_list; st && st->name; st++) nstats++;
     if (nstats > HOST_SERVICE_STATS_MAX) host_log(LOG_WARN, "more service numbers than HOST_SERVICE_STATS_MAX: some are not exported");
     host_metrics_set_renderer(host_metrics_render, metrics_fd >= 0);
+    host_metrics_set_recorder(record_value);
     host_metrics_scripts_refreshed(0);
     if (host_log_add_sink(count_log_line, NULL) != 0) host_log(LOG_WARN, "no log sink left: log lines are not counted");
     return 0;
@@ -527,6 +550,51 @@ static void render_requests(struct evbuffer *out)
             "Requests dispatched and not yet answered.", GAUGE(in_flight));
 }
 
+static int value_cmp(const void *a, const void *b)
+{
+    const struct script_value *const *x = a, *const *y = b;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+/* The metric name of a key: up to its labels. */
+static size_t name_len(const char *key)
+{
+    return strcspn(key, "{");
+}
+
+/* Every script value of every slot, one line per key (counters summed, the
+ * newest gauge), with a head per metric name. */
+static void render_script_values(struct evbuffer *out)
+{
+    const struct script_value *all[(size_t)VALUES_MAX * 64];
+    size_t n = 0;
+    for (int i = 0; i <= block->workers; i++) {
+        uint32_t published = atomic_load_explicit(&block->slots[i].nvalues, memory_order_acquire);
+        for (uint32_t j = 0; j < published && n < sizeof all / sizeof all[0]; j++)
+            all[n++] = &block->slots[i].values[j];
+    }
+    qsort(all, n, sizeof all[0], value_cmp);
+    for (size_t i = 0; i < n;) {
+        const struct script_value *first = all[i];
+        double v = first->is_counter ? 0 : atomic_load(&first->value), newest = -1;
+        size_t j = i;
+        for (; j < n && strcmp(all[j]->key, first->key) == 0; j++) {
+            if (first->is_counter) {
+                v += atomic_load(&all[j]->value);
+            } else if (atomic_load(&all[j]->set_at) > newest) {
+                newest = atomic_load(&all[j]->set_at);
+                v = atomic_load(&all[j]->value);
+            }
+        }
+        size_t len = name_len(first->key);
+        if (i == 0 || name_len(all[i - 1]->key) != len || strncmp(all[i - 1]->key, first->key, len) != 0)
+            evbuffer_add_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)len, first->key, first->help,
+                                (int)len, first->key, first->is_counter ? "counter" : "gauge");
+        evbuffer_add_printf(out, "%s %.17g\n", first->key, v);
+        i = j;
+    }
+}
+
 int host_metrics_render(struct evbuffer *out)
 {
     if (block == NULL) return -1;
@@ -559,6 +627,44 @@ int host_metrics_render(struct evbuffer *out)
         for (int i = 0; i <= block->workers; i++) sum += GET(block->slots[i].log_lines[level]);
         evbuffer_add_printf(out, "moonkeep_log_lines_total{level=\"%s\"} %llu\n",
                             host_log_level_name((enum log_level)level), (unsigned long long)sum);
+    }
+    render_script_values(out);
+    return 0;
+}
+
+/* This slot's value for the key, appended when new; NULL when the table is
+ * full or outside a worker. Only the slot's worker calls this. */
+static struct script_value *value_for(const char *key, int is_counter, const char *help)
+{
+    if (!is_worker) return NULL;
+    uint32_t n = atomic_load_explicit(&self->nvalues, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(self->values[i].key, key) == 0) return &self->values[i];
+    if (n == VALUES_MAX) return NULL;
+    struct script_value *v = &self->values[n];
+    host_metrics_label(v->key, sizeof v->key, key);
+    host_metrics_label(v->help, sizeof v->help, help);
+    v->is_counter = is_counter;
+    atomic_store(&v->value, 0.0);
+    atomic_store(&v->set_at, 0.0);
+    atomic_store_explicit(&self->nvalues, n + 1, memory_order_release);
+    return v;
+}
+
+/* host_metrics_record_fn (bind/metrics.h): a script's number, in this
+ * worker's slot. */
+static int record_value(const char *key, int is_counter, double value, const char *help)
+{
+    struct script_value *v = value_for(key, is_counter, help);
+    if (v == NULL) return -1;
+    if (v->is_counter != is_counter) return -2;
+    if (is_counter) {
+        atomic_store(&v->value, atomic_load(&v->value) + value); /* single writer */
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&v->value, value);
+        atomic_store(&v->set_at, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "base/service.h"
 #include "lua/vm.h"
 #include "server/conn.h"
+#include "server/jobs.h"
 #include "server/request.h"
 #include "server/snapshot.h"
 
@@ -63,6 +64,7 @@ void host_worker_reload(struct worker *w)
     host_log_int(line, "previous_generation_inflight", (int64_t)old->refs - 1);
     host_log_end(line);
     host_generation_unref(old);
+    host_jobs_reload();
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -77,13 +79,14 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
         w->bound = NULL;
     }
     double quiet_since = w->last_reply > w->drain_started ? w->last_reply : w->drain_started;
-    if (w->bound == NULL && w->inflight == 0 && now - quiet_since >= DRAIN_QUIET_S) {
+    if (w->bound == NULL && w->inflight == 0 && host_jobs_running() == 0 && now - quiet_since >= DRAIN_QUIET_S) {
         event_base_loopbreak(w->base);
         return;
     }
     if (now - w->drain_started >= w->cfg->shutdown_grace_s) {
         struct log_line *line = host_log_begin(LOG_WARN, "grace period over with requests in flight");
         host_log_int(line, "inflight", w->inflight);
+        host_log_int(line, "jobs_running", host_jobs_running());
         host_log_end(line);
         event_base_loopbreak(w->base);
     }
@@ -94,6 +97,7 @@ static void begin_drain(struct worker *w)
     if (w->draining) return;
     w->draining = 1;
     w->drain_started = host_now();
+    host_jobs_stop();
     struct log_line *line = host_log_begin(LOG_INFO, "worker draining");
     host_log_int(line, "inflight", w->inflight);
     host_log_end(line);
@@ -177,6 +181,7 @@ int host_worker_run(const struct config *cfg, int listen_fd)
     struct log_line *line = host_log_begin(LOG_INFO, "worker ready");
     host_log_int(line, "generation", (int64_t)w.current->id);
     host_log_end(line);
+    host_jobs_start(w.base, &w.current);
 
     event_base_dispatch(w.base);
     status = w.inflight == 0 ? 0 : 1;
@@ -194,6 +199,7 @@ done:
         host_conn_shutdown();
     }
     if (w.inflight == 0) {
+        host_jobs_shutdown();
         host_generation_unref(w.current);
         stop_services();
         if (w.base) event_base_free(w.base);
