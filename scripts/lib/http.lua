@@ -79,6 +79,11 @@ function http.error(code, message, fields, headers)
   return http.response(status, {error = err}, headers)
 end
 
+-- 422 validation_failed; `fields` says which field, and why.
+function http.validation_failed(fields)
+  return http.error("validation_failed", nil, fields)
+end
+
 function http.unauthorized(code, message)
   return http.error(code or "unauthorized", message, nil, {["WWW-Authenticate"] = "Bearer"})
 end

@@ -23,7 +23,7 @@ local function list(req)
     if not before then return http.error("bad_request", msg) end
   end
   local filters, fields = validate.audit_filters(query, audit.ACTION)
-  if not filters then return http.error("validation_failed", nil, fields) end
+  if not filters then return http.validation_failed(fields) end
   local rows, err = store:list_audit(before, limit + 1, filters)
   if not rows then return err end
   local events, next_cursor = page.result(rows, {limit = limit}, LIST, views.audit_event)

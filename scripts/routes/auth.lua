@@ -76,9 +76,7 @@ local function issue_link(tx, kind, admin, ttl)
   return mails.queue(tx, kind, admin, token, ttl)
 end
 
-local function validation_failed(fields)
-  return http.error("validation_failed", nil, fields)
-end
+local validation_failed = http.validation_failed
 
 -- An attempt counted by limits.login_attempt that was no failure after all
 -- (the password was right, or never checked): takes it back and answers

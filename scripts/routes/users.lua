@@ -18,9 +18,7 @@ local MSG = {
   not_found = "no such user",
 }
 
-local function validation_failed(fields)
-  return http.error("validation_failed", nil, fields)
-end
+local validation_failed = http.validation_failed
 
 -- The id of /users/{id} or /user?id=N, or nil and a 400.
 local function user_id(req, params)
