@@ -9,10 +9,14 @@
 --
 -- Before a handler runs, dispatch adds req.params (path parameters) and, for
 -- routes marked `auth = true`, req.auth = {admin, admin_id, sid} from the
--- bearer access token (lib/auth.lua), or answers 401 itself.
+-- bearer access token (lib/auth.lua), or answers 401 itself. A route marked
+-- `reads_user = "id"` names the parameter (of the path, else of the query)
+-- that holds the id of the one user it reads: the session check reads that
+-- user in the same statement, into req.auth.user_id and req.auth.user.
 local Router = require "lib.router"
 local http = require "lib.http"
 local auth = require "lib.auth"
+local validate = require "lib.validate"
 local metrics = require "host.metrics"
 local openapi = require "openapi"
 local config = require "lib.config"
@@ -35,6 +39,17 @@ for _, name in ipairs(ROUTE_MODULES) do
 end
 app.router = router
 
+-- The id of the user a `reads_user` route reads, when the request names a
+-- valid one; nil otherwise (the handler then answers as it would).
+local function user_to_read(route, req, params)
+  local name = route.reads_user
+  if name == nil then return nil end
+  local raw = params[name]
+  if raw == nil then raw = req.query[name] end
+  if raw == nil then return nil end
+  return (validate.id(raw))
+end
+
 local function dispatch(req)
   if req.query_error then
     return http.error("bad_request", "the query string is malformed")
@@ -50,7 +65,7 @@ local function dispatch(req)
   end
   req.params = params
   if route.auth then
-    local ctx, err = auth.authenticate(req)
+    local ctx, err = auth.authenticate(req, user_to_read(route, req, params))
     if not ctx then return err end
     req.auth = ctx
   end

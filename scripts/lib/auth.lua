@@ -55,24 +55,19 @@ local function load_session(sid, admin_id, user_id)
   return store:session_admin(sid, admin_id, user_id)
 end
 
--- Reading one user is most of what an authenticated client does, and the
--- session check is a round trip of its own: routes/users.lua registers
--- fn(req) -> the id of the user the request reads, or nil; that user is then
--- read by the session check's statement, and the handler finds it in
--- req.auth (user_id, user = row or false). One round trip instead of two
--- (docs/performance.md). A handler must fall back to its own query when
--- req.auth.user_id is not its id: the statement may not have said.
-local user_read_of
-
-function auth.read_user_with_session(fn)
-  user_read_of = fn
-end
-
 -- Checks `Authorization: Bearer <access token>`. Returns
 -- {admin = row, admin_id = id string, sid = session id string
 --  [, user_id = id string, user = row or false]}, or nil and a 401
 -- (unauthorized or token_expired, with WWW-Authenticate: Bearer).
-function auth.authenticate(req)
+--
+-- Reading one user is most of what an authenticated client does, and the
+-- session check is a round trip of its own: given `user_id` (the id of the
+-- user the route reads: app.lua takes it from a route's `reads_user`), the
+-- session check's statement reads that user too, and the handler finds it
+-- in the context (user_id, user = row or false). One round trip instead of
+-- two (docs/performance.md). A handler must fall back to its own query when
+-- req.auth.user_id is not its id: the statement may not have said.
+function auth.authenticate(req, user_id)
   local token = http.bearer_token(req)
   if not token then return nil, http.unauthorized("unauthorized", MSG.missing) end
   local claims, why = jwt.verify(token, "access")
@@ -82,7 +77,6 @@ function auth.authenticate(req)
   end
   local sid, admin_id = validate.id(claims.sid), validate.id(claims.sub)
   if not sid or not admin_id then return nil, http.unauthorized("unauthorized", MSG.invalid) end
-  local user_id = user_read_of and user_read_of(req)
   local admin, err, user = load_session(sid, admin_id, user_id)
   if err then return nil, err end
   if not admin then return nil, http.unauthorized("unauthorized", MSG.ended) end

@@ -2,7 +2,6 @@
 -- /user?id=N routes and their REST form /users/{id}. Every route needs an
 -- access token; created_by is the admin who created the user.
 local log = require "host.log"
-local auth = require "lib.auth"
 local audit = require "lib.audit"
 local http = require "lib.http"
 local store = require "lib.store"
@@ -11,7 +10,6 @@ local views = require "lib.views"
 local page = require "lib.page"
 
 local next = next
-local find = string.find
 
 local MSG = {
   id_missing = "the id query parameter is required",
@@ -29,21 +27,6 @@ local function user_id(req, params)
   if not id then return nil, http.error("bad_request", "id " .. msg) end
   return id
 end
-
--- GET /users/{id} and GET /user?id=N read one row: the session check reads
--- it in the same statement (lib/auth.lua, read_user_with_session). Runs
--- before the handler, for every authenticated request.
-auth.read_user_with_session(function(req)
-  if req.method ~= "GET" and req.method ~= "HEAD" then return nil end
-  local raw
-  if req.path == "/user" or req.path == "/user/" then
-    raw = req.query.id
-  elseif req.params and find(req.path, "^/users/[^/]+/?$") then
-    raw = req.params.id
-  end
-  if raw == nil then return nil end
-  return (validate.id(raw))
-end)
 
 local function user_reply(row)
   return {user = views.user(row)}
@@ -63,7 +46,9 @@ local function create(req)
   return http.created(user_reply(user), {Location = "/users/" .. validate.id(user.id)})
 end
 
--- GET /user?id=N, /users/{id} -> 200 {user}
+-- GET /user?id=N, /users/{id} -> 200 {user}. The routes are marked
+-- reads_user = "id": the session check has read the user when the id is
+-- valid (req.auth.user_id, req.auth.user).
 local function show(req, params)
   local id, err = user_id(req, params)
   if not id then return err end
@@ -118,12 +103,13 @@ local list = page.handler("users", function(...) return store:list_users(...) en
 
 return {
   {"POST", "/user", create, auth = true},
-  {"GET", "/user", show, auth = true},
+  -- reads_user: the session check reads the user this id names (app.lua)
+  {"GET", "/user", show, auth = true, reads_user = "id"},
   {"PUT", "/user", update, auth = true},
   {"DELETE", "/user", delete, auth = true},
   {"GET", "/users", list, auth = true},
   {"POST", "/users", create, auth = true},
-  {"GET", "/users/{id}", show, auth = true},
+  {"GET", "/users/{id}", show, auth = true, reads_user = "id"},
   {"PUT", "/users/{id}", update, auth = true},
   {"PATCH", "/users/{id}", update, auth = true},
   {"DELETE", "/users/{id}", delete, auth = true},

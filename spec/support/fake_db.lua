@@ -411,11 +411,21 @@ function S.create_session(self, st, admin_id, jti, ttl, actor, request_id, clien
   return rows({{id = s.id, audit = {event}}})
 end
 
-function S.session_admin(self, st, sid, admin_id)
+-- With user_id, the user's columns too, prefixed u_ (all null for no such
+-- user), as the real statement's LEFT JOIN gives them.
+function S.session_admin(self, st, sid, admin_id, user_id)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) then return rows({}) end
   local a = find_by(st.admins, "id", s.admin_id)
-  return rows({a and admin_out(a)})
+  local row = a and admin_out(a)
+  if row and not is_null(user_id) then
+    local u = find_by(st.users, "id", tonumber(user_id))
+    local out = u and user_out(u) or {}
+    for _, f in ipairs({"id", "email", "name", "active", "created_by", "created_at", "updated_at"}) do
+      row["u_" .. f] = nullable(out[f])
+    end
+  end
+  return rows({row})
 end
 
 function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age, actor, request_id, client)
