@@ -22,13 +22,13 @@ static void refuse(const char *name, const char *value, const char *error)
     exit(2);
 }
 
-const char *config_env_str(const char *name, const char *fallback)
+const char *host_config_env_str(const char *name, const char *fallback)
 {
     const char *v = getenv(name); /* Flawfinder: ignore (configuration comes from the environment by design) */
     return (v && *v) ? v : fallback;
 }
 
-long config_env_long(const char *name, long fallback, long min, long max)
+long host_config_env_long(const char *name, long fallback, long min, long max)
 {
     const char *v = getenv(name); /* Flawfinder: ignore (configuration) */
     char *end = NULL;
@@ -69,7 +69,7 @@ static void conninfo_add(char *buf, size_t cap, const char *key, const char *val
     }
 }
 
-char *database_conninfo(void)
+char *host_database_conninfo(void)
 {
     const char *url = getenv("DATABASE_URL"); /* Flawfinder: ignore (configuration) */
     if (url && *url) return strdup(url);
@@ -82,30 +82,30 @@ char *database_conninfo(void)
     return strdup(buf);
 }
 
-int config_load(struct config *cfg)
+int host_config_load(struct config *cfg)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(cfg, 0, sizeof *cfg);
-    cfg->host = config_env_str("HOST", "0.0.0.0");
-    cfg->port = (int)config_env_long("PORT", 5000, 1, 65535);
-    cfg->workers = (int)config_env_long("WORKERS", cores > 0 ? cores : 1, 1, 256);
-    cfg->scripts_dir = config_env_str("SCRIPTS_DIR", "scripts");
-    cfg->migrations_dir = config_env_str("MIGRATIONS_DIR", "migrations");
+    cfg->host = host_config_env_str("HOST", "0.0.0.0");
+    cfg->port = (int)host_config_env_long("PORT", 5000, 1, 65535);
+    cfg->workers = (int)host_config_env_long("WORKERS", cores > 0 ? cores : 1, 1, 256);
+    cfg->scripts_dir = host_config_env_str("SCRIPTS_DIR", "scripts");
+    cfg->migrations_dir = host_config_env_str("MIGRATIONS_DIR", "migrations");
     cfg->migrate_on_start = env_bool("MIGRATE_ON_START", 1);
-    cfg->database_conninfo = database_conninfo();
-    cfg->max_body_bytes = (size_t)config_env_long("MAX_BODY_BYTES", 65536, 1024, 64L << 20);
-    cfg->max_header_bytes = (size_t)config_env_long("MAX_HEADER_BYTES", 16384, 1024, 1L << 20);
-    cfg->request_read_timeout_s = (int)config_env_long("REQUEST_READ_TIMEOUT_S", 10, 1, 3600);
-    cfg->keepalive_timeout_s = (int)config_env_long("KEEPALIVE_TIMEOUT_S", 75, 1, 3600);
-    cfg->max_connections = (int)config_env_long("MAX_CONNECTIONS", 4096, 1, 1000000);
-    cfg->shutdown_grace_s = (int)config_env_long("SHUTDOWN_GRACE_S", 20, 0, 3600);
-    cfg->log_level = config_env_str("LOG_LEVEL", "info");
+    cfg->database_conninfo = host_database_conninfo();
+    cfg->max_body_bytes = (size_t)host_config_env_long("MAX_BODY_BYTES", 65536, 1024, 64L << 20);
+    cfg->max_header_bytes = (size_t)host_config_env_long("MAX_HEADER_BYTES", 16384, 1024, 1L << 20);
+    cfg->request_read_timeout_s = (int)host_config_env_long("REQUEST_READ_TIMEOUT_S", 10, 1, 3600);
+    cfg->keepalive_timeout_s = (int)host_config_env_long("KEEPALIVE_TIMEOUT_S", 75, 1, 3600);
+    cfg->max_connections = (int)host_config_env_long("MAX_CONNECTIONS", 4096, 1, 1000000);
+    cfg->shutdown_grace_s = (int)host_config_env_long("SHUTDOWN_GRACE_S", 20, 0, 3600);
+    cfg->log_level = host_config_env_str("LOG_LEVEL", "info");
     enum log_level level;
     if (host_log_parse_level(cfg->log_level, &level) != 0)
         refuse("LOG_LEVEL", cfg->log_level, "not one of debug, info, warn, error");
-    cfg->metrics_port = (int)config_env_long("METRICS_PORT", 0, 0, 65535);
-    cfg->metrics_host = config_env_str("METRICS_HOST", "127.0.0.1");
-    const char *proxies = config_env_str("TRUSTED_PROXIES", "");
+    cfg->metrics_port = (int)host_config_env_long("METRICS_PORT", 0, 0, 65535);
+    cfg->metrics_host = host_config_env_str("METRICS_HOST", "127.0.0.1");
+    const char *proxies = host_config_env_str("TRUSTED_PROXIES", "");
     char why[128];
     if (host_trusted_proxies_parse(proxies, &cfg->trusted_proxies, why, sizeof why) != 0)
         refuse("TRUSTED_PROXIES", proxies, why);
@@ -116,7 +116,7 @@ int config_load(struct config *cfg)
     return 0;
 }
 
-void config_free(struct config *cfg)
+void host_config_free(struct config *cfg)
 {
     free(cfg->database_conninfo);
     cfg->database_conninfo = NULL;

@@ -1,5 +1,7 @@
-/* config.h — the process configuration, read once from the environment.
- * Every variable moonkeep reads is here (and in the README's table). */
+/* config.h — the process configuration, read once from the environment,
+ * and the readers every service uses for its own settings. Every variable
+ * moonkeep reads is in docs/configuration.md (spec/unit/configuration_spec.lua
+ * holds that table and the host_config_env_* calls equal). */
 #ifndef MOONKEEP_CONFIG_H
 #define MOONKEEP_CONFIG_H
 
@@ -31,16 +33,16 @@ struct config {
 
 /* Fills `cfg` from the environment. Returns 0, or -1 after logging what is
  * wrong; a malformed value logs and exits with status 2. The strings point into the environment except
- * database_conninfo, which config_free releases. */
-int config_load(struct config *cfg);
-void config_free(struct config *cfg);
+ * database_conninfo, which host_config_free releases. */
+int host_config_load(struct config *cfg);
+void host_config_free(struct config *cfg);
 
 /* Integer environment variable with a default and an allowed range; exits
  * the process with status 2 after an error log line when the value is
  * malformed. */
-long config_env_long(const char *name, long fallback, long min, long max);
-const char *config_env_str(const char *name, const char *fallback);
+long host_config_env_long(const char *name, long fallback, long min, long max);
+const char *host_config_env_str(const char *name, const char *fallback);
 /* DATABASE_URL, or a conninfo built from POSTGRES_*; malloc'd, caller frees. */
-char *database_conninfo(void);
+char *host_database_conninfo(void);
 
 #endif

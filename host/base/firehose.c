@@ -842,8 +842,8 @@ static void fetch_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
  * Returns a malloc'd string or NULL. */
 static char *container_auth_token(void)
 {
-    const char *token = config_env_str("AWS_CONTAINER_AUTHORIZATION_TOKEN", NULL);
-    const char *path = config_env_str("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", NULL);
+    const char *token = host_config_env_str("AWS_CONTAINER_AUTHORIZATION_TOKEN", NULL);
+    const char *path = host_config_env_str("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", NULL);
     if (token && *token) return strdup(token);
     if (path == NULL || *path == '\0') return NULL;
     FILE *fp = fopen(path, "r");
@@ -985,13 +985,13 @@ static int is_http_url(const char *s)
  * message in err. Credentials are only checked for presence here. */
 static int settings_load(struct settings *cfg, char *err, size_t cap)
 {
-    const char *stream = config_env_str("FIREHOSE_STREAM", NULL);
-    const char *region = config_env_str("AWS_REGION", config_env_str("AWS_DEFAULT_REGION", NULL));
-    const char *endpoint = config_env_str("FIREHOSE_ENDPOINT", NULL);
-    const char *key = config_env_str("AWS_ACCESS_KEY_ID", NULL);
-    const char *secret = config_env_str("AWS_SECRET_ACCESS_KEY", NULL);
-    const char *relative = config_env_str("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", NULL);
-    const char *full = config_env_str("AWS_CONTAINER_CREDENTIALS_FULL_URI", NULL);
+    const char *stream = host_config_env_str("FIREHOSE_STREAM", NULL);
+    const char *region = host_config_env_str("AWS_REGION", host_config_env_str("AWS_DEFAULT_REGION", NULL));
+    const char *endpoint = host_config_env_str("FIREHOSE_ENDPOINT", NULL);
+    const char *key = host_config_env_str("AWS_ACCESS_KEY_ID", NULL);
+    const char *secret = host_config_env_str("AWS_SECRET_ACCESS_KEY", NULL);
+    const char *relative = host_config_env_str("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", NULL);
+    const char *full = host_config_env_str("AWS_CONTAINER_CREDENTIALS_FULL_URI", NULL);
     memset(cfg, 0, sizeof *cfg);
     if (stream == NULL || !valid_name(stream, 64, "_.-")) {
         snprintf(err, cap, "FIREHOSE_STREAM must be a delivery stream name (1-64 of a-z A-Z 0-9 _ . -)");
@@ -1007,14 +1007,14 @@ static int settings_load(struct settings *cfg, char *err, size_t cap)
     }
     snprintf(cfg->stream, sizeof cfg->stream, "%s", stream);
     snprintf(cfg->region, sizeof cfg->region, "%s", region);
-    cfg->max_records = config_env_long("FIREHOSE_BUFFER_MAX_RECORDS", 10000, 1, 10000000);
-    cfg->max_bytes = config_env_long("FIREHOSE_BUFFER_MAX_BYTES", 16L * 1024 * 1024, 2L * 1024 * 1024,
+    cfg->max_records = host_config_env_long("FIREHOSE_BUFFER_MAX_RECORDS", 10000, 1, 10000000);
+    cfg->max_bytes = host_config_env_long("FIREHOSE_BUFFER_MAX_BYTES", 16L * 1024 * 1024, 2L * 1024 * 1024,
                                      4L * 1024 * 1024 * 1024);
-    cfg->flush_ms = config_env_long("FIREHOSE_FLUSH_MS", 1000, 0, 60000);
-    cfg->exit_s = config_env_long("FIREHOSE_FLUSH_ON_EXIT_S", 5, 0, 60);
-    cfg->timeout_s = config_env_long("FIREHOSE_TIMEOUT_S", 10, 1, 300);
-    cfg->backoff_max_ms = config_env_long("FIREHOSE_BACKOFF_MAX_MS", 20000, 100, 600000);
-    cfg->drop_report_s = config_env_long("FIREHOSE_DROP_REPORT_S", 10, 1, 3600);
+    cfg->flush_ms = host_config_env_long("FIREHOSE_FLUSH_MS", 1000, 0, 60000);
+    cfg->exit_s = host_config_env_long("FIREHOSE_FLUSH_ON_EXIT_S", 5, 0, 60);
+    cfg->timeout_s = host_config_env_long("FIREHOSE_TIMEOUT_S", 10, 1, 300);
+    cfg->backoff_max_ms = host_config_env_long("FIREHOSE_BACKOFF_MAX_MS", 20000, 100, 600000);
+    cfg->drop_report_s = host_config_env_long("FIREHOSE_DROP_REPORT_S", 10, 1, 3600);
 
     if ((key && *key) || (secret && *secret)) {
         if (!key || !*key || !secret || !*secret) {
@@ -1074,7 +1074,7 @@ static void settings_free(struct settings *cfg)
 int host_firehose_check_config(char *err, size_t cap)
 {
     struct settings cfg;
-    const char *stream = config_env_str("FIREHOSE_STREAM", NULL);
+    const char *stream = host_config_env_str("FIREHOSE_STREAM", NULL);
     if (stream == NULL || *stream == '\0') return 0;
     int rc = settings_load(&cfg, err, cap);
     settings_free(&cfg);
@@ -1113,7 +1113,7 @@ static void reset(void)
 int host_firehose_init(struct event_base *base)
 {
     char err[256];
-    const char *stream = config_env_str("FIREHOSE_STREAM", NULL);
+    const char *stream = host_config_env_str("FIREHOSE_STREAM", NULL);
     if (fh.running || stream == NULL || *stream == '\0') return 0;
     memset(&fh, 0, sizeof fh);
     TAILQ_INIT(&fh.queue);
@@ -1146,9 +1146,9 @@ int host_firehose_init(struct event_base *base)
         return -1;
     }
     if (fh.cfg.source == CREDS_ENV) {
-        const char *token = config_env_str("AWS_SESSION_TOKEN", NULL);
-        fh.creds.access_key = strdup(config_env_str("AWS_ACCESS_KEY_ID", ""));
-        fh.creds.secret = strdup(config_env_str("AWS_SECRET_ACCESS_KEY", ""));
+        const char *token = host_config_env_str("AWS_SESSION_TOKEN", NULL);
+        fh.creds.access_key = strdup(host_config_env_str("AWS_ACCESS_KEY_ID", ""));
+        fh.creds.secret = strdup(host_config_env_str("AWS_SECRET_ACCESS_KEY", ""));
         fh.creds.token = token && *token ? strdup(token) : NULL;
         if (!fh.creds.access_key || !fh.creds.secret || (token && *token && !fh.creds.token)) {
             host_log(LOG_ERROR, "firehose: out of memory");

@@ -14,7 +14,7 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void host_log_init(const char *level, const char *role);
 
 /* "debug", "info", "warn", "error" (any case) -> *out. Returns 0, or -1
- * for anything else (config_load refuses such a LOG_LEVEL). */
+ * for anything else (host_config_load refuses such a LOG_LEVEL). */
 int host_log_parse_level(const char *name, enum log_level *out);
 const char *host_log_level_name(enum log_level level);
 

@@ -39,7 +39,7 @@ struct host_service {
     const char *name;
     /* Reads and checks every setting the service will read in init. 0, or
      * -1 with why in err (never a secret). A malformed number exits with
-     * status 2, as config_env_long does. NULL: nothing to check. */
+     * status 2, as host_config_env_long does. NULL: nothing to check. */
     int (*check_config)(char *err, size_t cap);
     /* 0, or -1 after logging why. NULL: nothing to start. */
     int (*init)(struct event_base *base);

@@ -418,7 +418,7 @@ void host_transfer_cancel(const CURL *easy)
 /* TRANSFER_SHUTDOWN_S (a malformed number exits). */
 static long shutdown_s_setting(void)
 {
-    return config_env_long("TRANSFER_SHUTDOWN_S", 1, 0, 60);
+    return host_config_env_long("TRANSFER_SHUTDOWN_S", 1, 0, 60);
 }
 
 int host_transfer_check_config(char *err, size_t cap)

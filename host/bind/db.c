@@ -1647,7 +1647,7 @@ static void pool_free(void)
     memset(&pool, 0, sizeof pool);
 }
 
-/* DB_* from the environment (a malformed number exits, as config_env_long
+/* DB_* from the environment (a malformed number exits, as host_config_env_long
  * does): init keeps them in the pool, check_config only reads them. */
 struct db_settings {
     long size, queue_max, queue_timeout_ms, statement_timeout_ms, connect_timeout_ms;
@@ -1655,17 +1655,17 @@ struct db_settings {
 
 static void settings_read(struct db_settings *s)
 {
-    s->size = config_env_long("DB_POOL_SIZE", 4, 1, 1000);
-    s->queue_max = config_env_long("DB_QUEUE_MAX", 1024, 0, 1000000);
-    s->queue_timeout_ms = config_env_long("DB_QUEUE_TIMEOUT_MS", 5000, 1, 3600000);
-    s->statement_timeout_ms = config_env_long("DB_STATEMENT_TIMEOUT_MS", 10000, 0, 86400000);
-    s->connect_timeout_ms = config_env_long("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600000);
+    s->size = host_config_env_long("DB_POOL_SIZE", 4, 1, 1000);
+    s->queue_max = host_config_env_long("DB_QUEUE_MAX", 1024, 0, 1000000);
+    s->queue_timeout_ms = host_config_env_long("DB_QUEUE_TIMEOUT_MS", 5000, 1, 3600000);
+    s->statement_timeout_ms = host_config_env_long("DB_STATEMENT_TIMEOUT_MS", 10000, 0, 86400000);
+    s->connect_timeout_ms = host_config_env_long("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600000);
 }
 
 int host_db_check_config(char *err, size_t cap)
 {
     struct db_settings s;
-    char *conninfo = database_conninfo(), *why = NULL;
+    char *conninfo = host_database_conninfo(), *why = NULL;
     settings_read(&s);
     PQconninfoOption *parsed = conninfo ? PQconninfoParse(conninfo, &why) : NULL;
     /* why may quote part of the string, password included: not passed on */
@@ -1693,7 +1693,7 @@ int host_db_init(struct event_base *base)
     pool.connect_timeout_ms = s.connect_timeout_ms;
     snprintf(pool.last_error, sizeof pool.last_error, "no connection attempt yet");
 
-    conninfo = database_conninfo();
+    conninfo = host_database_conninfo();
     if (conninfo == NULL || build_connect_params(conninfo) != 0) goto fail;
     pool.conns = calloc((size_t)pool.size, sizeof *pool.conns);
     pool.kick = event_new(base, -1, 0, kick_cb, NULL);

@@ -402,7 +402,7 @@ static const luaL_Reg jwt_functions[] = {
 int host_jwt_open(lua_State *L)
 {
     const char *secret = getenv("JWT_SECRET"); /* Flawfinder: ignore (the key is configuration) */
-    const char *issuer = config_env_str("JWT_ISSUER", JWT_DEFAULT_ISSUER);
+    const char *issuer = host_config_env_str("JWT_ISSUER", JWT_DEFAULT_ISSUER);
     size_t keylen = secret ? strlen(secret) : 0;
     size_t isslen = strlen(issuer);
     int usable = keylen >= HOST_JWT_MIN_KEY_BYTES;

@@ -629,9 +629,9 @@ done:
  * failure). 0, or -1 with why in err. */
 static int settings_load(struct mail_settings *cfg, char *err, size_t cap)
 {
-    const char *url = config_env_str("MAIL_URL", NULL);
-    const char *tls = config_env_str("MAIL_TLS", "try");
-    cfg->timeout_s = config_env_long("MAIL_TIMEOUT_S", 15, 1, 3600);
+    const char *url = host_config_env_str("MAIL_URL", NULL);
+    const char *tls = host_config_env_str("MAIL_TLS", "try");
+    cfg->timeout_s = host_config_env_long("MAIL_TIMEOUT_S", 15, 1, 3600);
     cfg->tls = tls;
     if (!strcmp(tls, "try")) cfg->use_ssl = CURLUSESSL_TRY;
     else if (!strcmp(tls, "require")) cfg->use_ssl = CURLUSESSL_ALL;
@@ -640,8 +640,8 @@ static int settings_load(struct mail_settings *cfg, char *err, size_t cap)
         config_error(err, cap, "MAIL_TLS must be try, require or off", tls);
         return -1;
     }
-    if (parse_from(cfg, config_env_str("MAIL_FROM", "moonkeep <no-reply@localhost>"), err, cap) != 0) return -1;
-    if ((cfg->outbox_dir = strdup(config_env_str("OUTBOX_DIR", "var/outbox"))) == NULL) {
+    if (parse_from(cfg, host_config_env_str("MAIL_FROM", "moonkeep <no-reply@localhost>"), err, cap) != 0) return -1;
+    if ((cfg->outbox_dir = strdup(host_config_env_str("OUTBOX_DIR", "var/outbox"))) == NULL) {
         config_error(err, cap, "out of memory", NULL);
         return -1;
     }

@@ -64,9 +64,9 @@ struct pw_params {
  * not set. */
 static int read_params(struct pw_params *p, char *err, size_t errlen)
 {
-    long ops = config_env_long("ARGON2_OPSLIMIT", HOST_PASSWORD_MIN_OPSLIMIT, 1, 64);
-    long kib = config_env_long("ARGON2_MEMLIMIT_KIB", HOST_PASSWORD_MIN_MEMLIMIT_KIB, 8, 4L << 20);
-    int insecure = strcmp(config_env_str("MOONKEEP_INSECURE_FAST_HASH", "0"), "1") == 0;
+    long ops = host_config_env_long("ARGON2_OPSLIMIT", HOST_PASSWORD_MIN_OPSLIMIT, 1, 64);
+    long kib = host_config_env_long("ARGON2_MEMLIMIT_KIB", HOST_PASSWORD_MIN_MEMLIMIT_KIB, 8, 4L << 20);
+    int insecure = strcmp(host_config_env_str("MOONKEEP_INSECURE_FAST_HASH", "0"), "1") == 0;
     if (!insecure && (ops < HOST_PASSWORD_MIN_OPSLIMIT || kib < HOST_PASSWORD_MIN_MEMLIMIT_KIB)) {
         snprintf(err, errlen,
                  "ARGON2_OPSLIMIT=%ld, ARGON2_MEMLIMIT_KIB=%ld is below the minimum (%d, %d); "
@@ -82,8 +82,8 @@ static int read_params(struct pw_params *p, char *err, size_t errlen)
 /* HASH_THREADS and HASH_QUEUE_MAX (a malformed number exits). */
 static void read_pool_settings(int *nthreads, size_t *queue_max)
 {
-    *nthreads = (int)config_env_long("HASH_THREADS", 2, 1, 64);
-    *queue_max = (size_t)config_env_long("HASH_QUEUE_MAX", 256, 1, 1000000);
+    *nthreads = (int)host_config_env_long("HASH_THREADS", 2, 1, 64);
+    *queue_max = (size_t)host_config_env_long("HASH_QUEUE_MAX", 256, 1, 1000000);
 }
 
 int host_password_check_config(char *err, size_t errlen)

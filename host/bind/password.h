@@ -20,7 +20,7 @@ extern const struct host_service host_password_service;
 
 /* check_config: are ARGON2_OPSLIMIT / ARGON2_MEMLIMIT_KIB acceptable, and
  * HASH_THREADS / HASH_QUEUE_MAX numbers in range? Returns 0, or -1 with the
- * reason in err. (Malformed numbers exit like every config_env_long
+ * reason in err. (Malformed numbers exit like every host_config_env_long
  * setting.) For the master to refuse to start; the worker checks again. */
 int host_password_check_config(char *err, size_t errlen);
 

@@ -29,7 +29,7 @@ static const char usage[] =
 /* SIGHUP to the master named by PID_FILE (default var/moonkeep.pid). */
 static int run_reload(void)
 {
-    const char *path = config_env_str("PID_FILE", "var/moonkeep.pid");
+    const char *path = host_config_env_str("PID_FILE", "var/moonkeep.pid");
     FILE *f = fopen(path, "r");
     char line[32] = "";
     char *end = NULL;
@@ -86,12 +86,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "moonkeep: libsodium failed to initialise\n");
         return 1;
     }
-    if (config_load(&cfg) != 0) return 2;
+    if (host_config_load(&cfg) != 0) return 2;
     host_log_init(cfg.log_level, strcmp(command, "serve") ? "cli" : "master");
 
     if (!strcmp(command, "check")) status = run_check(&cfg);
     else if (!strcmp(command, "migrate")) status = host_migrate(&cfg, 30) == 0 ? 0 : 1;
     else status = host_supervisor_run(&cfg);
-    config_free(&cfg);
+    host_config_free(&cfg);
     return status;
 }

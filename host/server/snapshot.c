@@ -338,7 +338,7 @@ int host_snapshot_refresh(const struct config *cfg)
 
 int host_snapshot_init(const struct config *cfg)
 {
-    const char *dir = config_env_str("RUNTIME_DIR", NULL);
+    const char *dir = host_config_env_str("RUNTIME_DIR", NULL);
     if (dir) {
         if (snprintf(runtime_dir, sizeof runtime_dir, "%s", dir) >= (int)sizeof runtime_dir) {
             host_log(LOG_ERROR, "RUNTIME_DIR is too long");

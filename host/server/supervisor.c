@@ -302,7 +302,7 @@ static void handle_signal(struct master *m)
 /* PID_FILE, when set, names the master for `moonkeep reload`. */
 static void write_pid_file(void)
 {
-    const char *path = config_env_str("PID_FILE", NULL);
+    const char *path = host_config_env_str("PID_FILE", NULL);
     FILE *f = path ? fopen(path, "w") : NULL;
     if (path && f == NULL) {
         struct log_line *line = host_log_begin(LOG_WARN, "cannot write PID_FILE");
@@ -318,7 +318,7 @@ static void write_pid_file(void)
 
 static void remove_pid_file(void)
 {
-    const char *path = config_env_str("PID_FILE", NULL);
+    const char *path = host_config_env_str("PID_FILE", NULL);
     if (path) unlink(path);
 }
 
