@@ -1,7 +1,7 @@
 /* request_fuzz.c — from raw request bytes to the Lua table scripts see.
  *
  * The input is a request as it arrives: a request line, header lines, a
- * blank line, a body. The harness feeds the bytes to conn.c's head scanner,
+ * blank line, a body. The harness feeds the bytes to client_conn.c's head scanner,
  * parses them roughly as evhttp does (evkeyvalq headers, the target through
  * evhttp_uri_parse_with_flags), then runs host_request_refusal and
  * host_request_push_table (request_table.c), and checks:
@@ -20,7 +20,7 @@
 #include <event2/keyvalq_struct.h>
 #include <lauxlib.h>
 
-#include "server/conn.h"
+#include "server/client_conn.h"
 #include "fuzz.h"
 #include "server/request_table.h"
 

@@ -1,7 +1,7 @@
 /* http_errors.c — the host's error replies, in one place: the JSON error
  * body, the reason phrases and the request ids of the errors the host
  * answers before (or instead of) any script: evhttp's own replies (interpose_evhttp.c), the
- * read deadline (conn.c, 408, written as raw bytes), and a request the
+ * read deadline (client_conn.c, 408, written as raw bytes), and a request the
  * worker cannot start (request.c); and the request ids of every request
  * without a usable X-Request-Id. Holds no state but the request-id prefix
  * and counter of its process. */

@@ -7,7 +7,7 @@
  * so this definition, exported by the executable (ENABLE_EXPORTS), takes its
  * place inside libevent as well and every such reply gets the error body
  * (http_errors.c), an X-Request-Id and a log line. Oversized heads come to
- * it as a 400 and leave as 431 (conn.c counted the bytes). Linked into the
+ * it as a 400 and leave as 431 (client_conn.c counted the bytes). Linked into the
  * server only, never into the spec module host.so. Owns nothing beyond the
  * reply buffer it sends. */
 #include <event2/buffer.h>
@@ -16,7 +16,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "base/log.h"
-#include "server/conn.h"
+#include "server/client_conn.h"
 #include "server/http_errors.h"
 #include "server/metrics.h"
 
@@ -31,9 +31,9 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         evhttp_connection_free(evhttp_request_get_connection(req));
         return;
     }
-    /* no read deadline while the reply goes out; conn.c saw the raw head */
-    unsigned head = host_conn_request_started(req);
-    if (error == 400 && (head & HOST_CONN_HEAD_LONG)) error = 431;
+    /* no read deadline while the reply goes out; client_conn.c saw the raw head */
+    unsigned head = host_client_conn_request_started(req);
+    if (error == 400 && (head & HOST_CLIENT_CONN_HEAD_LONG)) error = 431;
     host_http_request_id(request_id);
     host_http_error_body(body, error, NULL, NULL);
 

@@ -6,7 +6,7 @@
  * and is handed back by evhttp_send_reply (or evhttp_connection_free). The
  * struct is freed in finish_request, the single exit. What the scripts see
  * is built by request_table.c; the head checks that come first are there
- * and in conn.c (raw bytes). */
+ * and in client_conn.c (raw bytes). */
 #include "server/request.h"
 
 #include <stdint.h>
@@ -28,7 +28,7 @@
 #include "base/log.h"
 #include "lua/task.h"
 #include "lua/vm.h"
-#include "server/conn.h"
+#include "server/client_conn.h"
 #include "server/http_errors.h"
 #include "server/metrics.h"
 #include "server/request_table.h"
@@ -309,7 +309,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
 {
     struct worker *w = arg;
     struct request_parts parts;
-    unsigned head_flags = host_conn_request_started(req);
+    unsigned head_flags = host_client_conn_request_started(req);
     struct http_request *hr = calloc(1, sizeof *hr);
     if (hr == NULL) {
         evhttp_send_error(req, 503, NULL);
@@ -332,7 +332,7 @@ void host_request_cb(struct evhttp_request *req, void *arg)
     /* A head refused here says nothing trustworthy about where the next
      * request starts: the connection closes with the answer. */
     request_parts(hr, &parts);
-    const char *refusal = (head_flags & HOST_CONN_HEAD_BAD)
+    const char *refusal = (head_flags & HOST_CLIENT_CONN_HEAD_BAD)
         ? "the request head contains a NUL byte, a bare CR or LF, or a folded header line"
         : host_request_refusal(&parts);
     if (refusal) {

@@ -1,7 +1,7 @@
 /* worker.c — a worker process: event loop, evhttp server, script
  * generation, reload on SIGHUP and drain on SIGTERM. Owns everything in
  * struct worker; host_worker_run frees it all before returning. The read
- * deadline and the connection cap live in conn.c, which it starts here and
+ * deadline and the connection cap live in client_conn.c, which it starts here and
  * tells when the listening socket goes away. */
 #include "server/worker.h"
 
@@ -17,7 +17,7 @@
 #include "base/log.h"
 #include "base/service.h"
 #include "lua/vm.h"
-#include "server/conn.h"
+#include "server/client_conn.h"
 #include "server/jobs.h"
 #include "server/request.h"
 #include "server/snapshot.h"
@@ -74,7 +74,7 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (w->bound && now - w->drain_started >= DRAIN_ACCEPT_S) {
-        host_conn_set_listener(NULL);
+        host_client_conn_set_listener(NULL);
         evhttp_del_accept_socket(w->http, w->bound);
         w->bound = NULL;
     }
@@ -137,7 +137,7 @@ static int setup_http(struct worker *w, int listen_fd)
 {
     const struct config *cfg = w->cfg;
     w->http = evhttp_new(w->base);
-    if (w->http == NULL || host_conn_init(w->base, w->http, cfg) != 0) return -1;
+    if (w->http == NULL || host_client_conn_init(w->base, w->http, cfg) != 0) return -1;
     evhttp_set_gencb(w->http, host_request_cb, w);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
@@ -149,7 +149,7 @@ static int setup_http(struct worker *w, int listen_fd)
     evhttp_set_default_content_type(w->http, "application/json; charset=utf-8");
     w->bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     if (w->bound == NULL) return -1;
-    host_conn_set_listener(w->bound);
+    host_client_conn_set_listener(w->bound);
     return 0;
 }
 
@@ -193,10 +193,10 @@ done:
         if (w.signals[i]) event_free(w.signals[i]);
     if (w.drain_timer) event_free(w.drain_timer);
     /* evhttp_free would free requests still owned by tasks: only when none */
-    host_conn_set_listener(NULL);
+    host_client_conn_set_listener(NULL);
     if (w.http && w.inflight == 0) {
         evhttp_free(w.http);
-        host_conn_shutdown();
+        host_client_conn_shutdown();
     }
     if (w.inflight == 0) {
         host_jobs_shutdown();

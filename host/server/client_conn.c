@@ -1,4 +1,4 @@
-/* conn.c — the worker's own account of its client connections.
+/* client_conn.c — the worker's own account of its client connections.
  *
  * evhttp 2.1 has no limit on how long reading a request may take (its
  * timeout measures idleness, so one byte every few seconds keeps a
@@ -19,7 +19,7 @@
  *            the request reaches the application: the deadline runs
  *            (REQUEST_READ_TIMEOUT_S); when it passes, the client gets a
  *            408 and the connection is closed.
- *   BUSY     from then until the reply is written (host_conn_request_started
+ *   BUSY     from then until the reply is written (host_client_conn_request_started
  *            installs the request's on-complete callback).
  *   IDLE     keep-alive between requests: evhttp's own idle timeout
  *            (KEEPALIVE_TIMEOUT_S) applies, no deadline.
@@ -31,12 +31,12 @@
  * rather than spinning on a readable listener.
  *
  * Owns, per worker process (C statics, like db.c: one evhttp per worker):
- * one struct conn per connection, each holding a reference on its
+ * one struct client_conn per connection, each holding a reference on its
  * bufferevent (so an un-adopted one is never freed under it), its timer and
  * its input-buffer callback; the tree that finds a conn by bufferevent; the
  * resume timer. A conn is released when evhttp closes the connection (close
  * callback), when adoption finds evhttp already freed it, or at shutdown. */
-#include "server/conn.h"
+#include "server/client_conn.h"
 
 #include <errno.h>
 #include <search.h>
@@ -66,7 +66,7 @@
 
 enum phase { READING, BUSY, IDLE };
 
-struct conn {
+struct client_conn {
     struct bufferevent *bev;          /* our reference: bufferevent_decref at release */
     struct evbuffer_cb_entry *watch;  /* on bev's input buffer; removed at release */
     struct evhttp_connection *evcon;  /* evhttp's; NULL until adopted */
@@ -74,8 +74,8 @@ struct conn {
     enum phase phase;
     double deadline;                  /* monotonic seconds; meaningful while READING */
     struct head_scan head;            /* of the request being read */
-    unsigned flags;                   /* HOST_CONN_* of that head */
-    LIST_ENTRY(conn) link;
+    unsigned flags;                   /* HOST_CLIENT_CONN_* of that head */
+    LIST_ENTRY(client_conn) link;
 };
 
 static struct {
@@ -90,11 +90,11 @@ static struct {
     int backing_off;                  /* accept() ran out of descriptors */
     struct event *resume;             /* ends backing_off */
     double limit_logged;              /* when "limit reached" was last logged */
-    void *tree;                       /* tsearch tree of struct conn, by bev */
-    LIST_HEAD(, conn) all;
+    void *tree;                       /* tsearch tree of struct client_conn, by bev */
+    LIST_HEAD(, client_conn) all;
 } conns;
 
-static void release(struct conn *c);
+static void release(struct client_conn *c);
 
 /* ---- the head scanner ----------------------------------------------------- */
 
@@ -132,7 +132,7 @@ size_t host_head_scan(struct head_scan *s, const unsigned char *p, size_t n)
 }
 
 /* Scans len bytes of buf from offset off (as far as the head goes). */
-static void scan_buffer(struct conn *c, struct evbuffer *buf, size_t off, size_t len)
+static void scan_buffer(struct client_conn *c, struct evbuffer *buf, size_t off, size_t len)
 {
     struct evbuffer_ptr at;
     struct evbuffer_iovec v[8];
@@ -149,8 +149,8 @@ static void scan_buffer(struct conn *c, struct evbuffer *buf, size_t off, size_t
         len -= done;
         if (evbuffer_ptr_set(buf, &at, done, EVBUFFER_PTR_ADD) != 0) break;
     }
-    if (c->head.bad) c->flags |= HOST_CONN_HEAD_BAD;
-    if (c->head.bytes > conns.max_head) c->flags |= HOST_CONN_HEAD_LONG;
+    if (c->head.bad) c->flags |= HOST_CLIENT_CONN_HEAD_BAD;
+    if (c->head.bytes > conns.max_head) c->flags |= HOST_CLIENT_CONN_HEAD_LONG;
 }
 
 /* ---- accepting ---------------------------------------------------------------- */
@@ -213,7 +213,7 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
     event_add(conns.resume, &tv);
 }
 
-void host_conn_set_listener(struct evhttp_bound_socket *bound)
+void host_client_conn_set_listener(struct evhttp_bound_socket *bound)
 {
     conns.listener = bound ? evhttp_bound_socket_get_listener(bound) : NULL;
     conns.listening = conns.listener != NULL;
@@ -225,19 +225,19 @@ void host_conn_set_listener(struct evhttp_bound_socket *bound)
 
 static int by_bev(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)((const struct conn *)a)->bev;
-    uintptr_t y = (uintptr_t)((const struct conn *)b)->bev;
+    uintptr_t x = (uintptr_t)((const struct client_conn *)a)->bev;
+    uintptr_t y = (uintptr_t)((const struct client_conn *)b)->bev;
     return x < y ? -1 : x > y;
 }
 
-static struct conn *find(struct bufferevent *bev)
+static struct client_conn *find(struct bufferevent *bev)
 {
-    struct conn key = {.bev = bev};
-    struct conn **found = tfind(&key, &conns.tree, by_bev);
+    struct client_conn key = {.bev = bev};
+    struct client_conn **found = tfind(&key, &conns.tree, by_bev);
     return found ? *found : NULL;
 }
 
-static void arm(struct conn *c, double seconds)
+static void arm(struct client_conn *c, double seconds)
 {
     struct timeval tv;
     if (seconds < 0) seconds = 0;
@@ -246,7 +246,7 @@ static void arm(struct conn *c, double seconds)
     event_add(c->timer, &tv);
 }
 
-static void start_reading(struct conn *c)
+static void start_reading(struct client_conn *c)
 {
     c->phase = READING;
     c->deadline = host_now() + conns.read_timeout_s;
@@ -261,7 +261,7 @@ static void closed_cb(struct evhttp_connection *evcon, void *arg)
     release(arg);
 }
 
-static void adopt(struct conn *c, struct evhttp_connection *evcon)
+static void adopt(struct client_conn *c, struct evhttp_connection *evcon)
 {
     c->evcon = evcon;
     evhttp_connection_set_closecb(evcon, closed_cb, c);
@@ -270,7 +270,7 @@ static void adopt(struct conn *c, struct evhttp_connection *evcon)
 /* The deadline passed while the request was still being read: a 408,
  * written straight to the socket (nothing else is being written while
  * evhttp reads), then evhttp closes the connection and closed_cb releases c. */
-static void expire(struct conn *c)
+static void expire(struct client_conn *c)
 {
     char id[HOST_REQUEST_ID_LEN], reply[512];
     evutil_socket_t fd = bufferevent_getfd(c->bev);
@@ -290,7 +290,7 @@ static void expire(struct conn *c)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct conn *c = arg;
+    struct client_conn *c = arg;
     (void)fd;
     (void)what;
     if (c->evcon == NULL) {
@@ -313,7 +313,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Bytes arrived (or were drained: ignored). */
 static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-    struct conn *c = arg;
+    struct client_conn *c = arg;
     if (info->n_added == 0 || c->phase == BUSY) return;
     if (c->phase == IDLE) start_reading(c);
     if (c->head.scanning) {
@@ -327,7 +327,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
  * buffered (a pipelined request) starts the next read; else it idles. */
 static void reply_done_cb(struct evhttp_request *req, void *arg)
 {
-    struct conn *c = arg;
+    struct client_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t pending = evbuffer_get_length(in);
     (void)req;
@@ -343,7 +343,7 @@ static void reply_done_cb(struct evhttp_request *req, void *arg)
 static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 {
     struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-    struct conn *c = calloc(1, sizeof *c);
+    struct client_conn *c = calloc(1, sizeof *c);
     (void)arg;
     if (bev == NULL || c == NULL) goto untracked;
     c->bev = bev;
@@ -368,7 +368,7 @@ untracked: /* out of memory: evhttp serves it, uncounted and without deadline */
     return bev; /* NULL: evhttp makes its own */
 }
 
-static void release(struct conn *c)
+static void release(struct client_conn *c)
 {
     tdelete(c, &conns.tree, by_bev);
     LIST_REMOVE(c, link);
@@ -382,10 +382,10 @@ static void release(struct conn *c)
 
 /* ---- the worker's side ---------------------------------------------------------- */
 
-unsigned host_conn_request_started(struct evhttp_request *req)
+unsigned host_client_conn_request_started(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct conn *c = evcon ? find(evhttp_connection_get_bufferevent(evcon)) : NULL;
+    struct client_conn *c = evcon ? find(evhttp_connection_get_bufferevent(evcon)) : NULL;
     if (c == NULL) return 0;
     if (c->evcon == NULL) adopt(c, evcon);
     unsigned flags = c->flags;
@@ -396,7 +396,7 @@ unsigned host_conn_request_started(struct evhttp_request *req)
     return flags;
 }
 
-unsigned host_conn_count(void)
+unsigned host_client_conn_count(void)
 {
     return conns.count;
 }
@@ -422,7 +422,7 @@ static unsigned cap_for_descriptors(unsigned max)
     return allowed > 0 ? allowed : 1;
 }
 
-int host_conn_init(struct event_base *base, struct evhttp *http, const struct config *cfg)
+int host_client_conn_init(struct event_base *base, struct evhttp *http, const struct config *cfg)
 {
     memset(&conns, 0, sizeof conns);
     LIST_INIT(&conns.all);
@@ -442,7 +442,7 @@ static void forget(void *node)
     (void)node; /* the conns themselves are freed by release */
 }
 
-void host_conn_shutdown(void)
+void host_client_conn_shutdown(void)
 {
     conns.listener = NULL;
     /* evhttp_free closed every adopted connection; the rest it freed
