@@ -4,7 +4,7 @@
 -- (mails.queue); lib/outbox.lua renders it with mails.message and sends it.
 local crypto = require "host.crypto"
 local config = require "lib.config"
-local pages = require "lib.pages"
+local pages = require "lib.html_pages"
 
 local format = string.format
 

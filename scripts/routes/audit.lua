@@ -5,7 +5,7 @@ local store = require "lib.store"
 local validate = require "lib.validate"
 local views = require "lib.views"
 local cursor = require "lib.cursor"
-local page = require "lib.page"
+local page = require "lib.pagination"
 local audit = require "lib.audit"
 
 local LIST = "audit"

@@ -12,8 +12,8 @@ local auth = require "lib.auth"
 local audit = require "lib.audit"
 local limits = require "lib.limits"
 local mails = require "lib.mails"
-local page = require "lib.page"
-local pages = require "lib.pages"
+local page = require "lib.pagination"
+local pages = require "lib.html_pages"
 
 local type, error, tostring, ipairs = type, error, tostring, ipairs
 

@@ -6,7 +6,7 @@ local crypto = require "host.crypto"
 local log = require "host.log"
 local config = require "lib.config"
 local store = require "lib.store"
-local pages = require "lib.pages"
+local pages = require "lib.html_pages"
 local openapi = require "openapi"
 local metrics = require "host.metrics"
 

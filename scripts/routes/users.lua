@@ -7,7 +7,7 @@ local http = require "lib.http"
 local store = require "lib.store"
 local validate = require "lib.validate"
 local views = require "lib.views"
-local page = require "lib.page"
+local page = require "lib.pagination"
 
 local next = next
 

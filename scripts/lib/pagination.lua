@@ -1,4 +1,4 @@
--- lib/page.lua — keyset pagination shared by GET /users and GET /auth/admins:
+-- lib/pagination.lua — keyset pagination shared by GET /users and GET /auth/admins:
 -- ?limit= (1..100, default 20), ?cursor= (opaque, lib/cursor.lua), ?q=
 -- (email or name contains, case-insensitive), ordered by id.
 local http = require "lib.http"

@@ -1,4 +1,4 @@
--- lib/pages.lua — the few HTML pages the service serves: the result of a
+-- lib/html_pages.lua — the few HTML pages the service serves: the result of a
 -- confirmation link opened in a browser, the password reset form, and the
 -- Swagger UI shell. Self-contained (no external assets), every value
 -- HTML-escaped, inline script and style allowed only by a per-response nonce.
