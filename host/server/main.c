@@ -24,7 +24,7 @@ static const char usage[] =
     "  version   print the version and commit\n"
     "  help      this text\n"
     "\n"
-    "Configuration comes from the environment; see README.md.\n";
+    "Configuration comes from the environment; see docs/configuration.md.\n";
 
 /* SIGHUP to the master named by PID_FILE (default var/moonkeep.pid). */
 static int run_reload(void)

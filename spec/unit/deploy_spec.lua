@@ -7,6 +7,7 @@
 -- production). The `aws` the renderer calls is a stand-in on PATH that
 -- answers for that stack: no AWS account is reached.
 local cjson = require "cjson"
+local env_vars = require "support.env_vars"
 
 local TASK_DEFINITION = "deploy/ecs/task-definition.json"
 
@@ -109,34 +110,8 @@ end
 -- The Application Load Balancer's idle timeout (deploy/README.md).
 local ALB_IDLE_TIMEOUT_S = 60
 
-local function files(pattern)
-  local p = io.popen("ls " .. pattern)
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
-
--- Every environment variable moonkeep reads: host/*/*.c through
--- host_config_env_long/host_config_env_str/getenv/env_bool, the scripts through
--- lib/config.lua's str/int (and any os.getenv).
-local function variables_moonkeep_reads()
-  local vars = {}
-  for _, path in ipairs(files("host/*/*.c")) do
-    local text = read(path)
-    for _, fn in ipairs({"host_config_env_long", "host_config_env_str", "getenv", "env_bool"}) do
-      for name in text:gmatch("%f[%w_]" .. fn .. "%(%s*\"([A-Z0-9_]+)\"") do vars[name] = path end
-    end
-  end
-  local config = read("scripts/lib/config.lua")
-  for fn, name in config:gmatch("%f[%w_](%a+)%(\"([A-Z0-9_]+)\"") do
-    if fn == "str" or fn == "int" then vars[name] = "scripts/lib/config.lua" end
-  end
-  for _, path in ipairs(files("scripts/*.lua scripts/*/*.lua")) do
-    for name in read(path):gmatch("os%.getenv%(%s*\"([A-Z0-9_]+)\"") do vars[name] = path end
-  end
-  return vars
-end
+-- Every environment variable moonkeep reads, with the files that read it.
+local variables_moonkeep_reads = env_vars.read
 
 describe("the ECS task definition", function()
   local td, container
@@ -253,13 +228,13 @@ describe("the ECS task definition", function()
     -- the collector itself works: a few that are certainly read
     for _, name in ipairs({"PORT", "WORKERS", "JWT_SECRET", "DATABASE_URL", "MAIL_URL", "PUBLIC_URL",
                            "METRICS_PORT", "FIREHOSE_STREAM"}) do
-      assert.is_string(reads[name], name .. " not found by the collector")
+      assert.is_table(reads[name], name .. " not found by the collector")
     end
     local names = {}
     for _, e in ipairs(container.environment) do names[#names + 1] = e.name end
     for _, s in ipairs(container.secrets) do names[#names + 1] = s.name end
     for _, name in ipairs(names) do
-      assert.is_string(reads[name], name .. " is not read by moonkeep")
+      assert.is_table(reads[name], name .. " is not read by moonkeep")
     end
   end)
 end)
@@ -290,7 +265,7 @@ describe("the migration task definition", function()
 
   it("names only environment variables that moonkeep reads", function()
     local reads = variables_moonkeep_reads()
-    for _, e in ipairs(container.environment) do assert.is_string(reads[e.name], e.name) end
+    for _, e in ipairs(container.environment) do assert.is_table(reads[e.name], e.name) end
   end)
 end)
 
