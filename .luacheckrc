@@ -15,7 +15,7 @@ exclude_files = {
 -- 140 columns for code and comments (specs spell out a request on one line).
 -- A line that is long because of a string literal (an OpenAPI description, an SQL statement, an expected reply body in
 -- a spec) is not held to it: splitting the literal with `..` makes it harder to
--- grep for and to compare with API.md.
+-- grep for and to compare with docs/api.md.
 max_line_length = 140
 max_string_line_length = false
 

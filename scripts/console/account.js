@@ -1,7 +1,7 @@
 // account.js — the signed-in admin's own account: name, email (a new one
 // is unconfirmed until its link is opened), password, and deleting the
 // account. Changing the email or the password, and deleting, need the
-// current password (API.md, PUT and DELETE /auth/me).
+// current password (docs/api.md, PUT and DELETE /auth/me).
 import * as api from "./api.js";
 import { h, clear, field, form, button, dialog, time, badge } from "./dom.js";
 

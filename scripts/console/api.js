@@ -13,7 +13,7 @@
 const NETWORK_MESSAGE = "The server could not be reached. Check the connection and try again.";
 export const SESSION_ENDED = "Your session has ended. Log in again.";
 
-// An answer other than 2xx, as the API describes it (API.md, error format):
+// An answer other than 2xx, as the API describes it (docs/api.md, error format):
 // status, code, message, and fields (which field, and why) on 422 and 409.
 export class ApiError extends Error {
   constructor(status, body, retryAfter) {

@@ -1,4 +1,4 @@
--- lib/auth.lua — bearer tokens and sessions (API.md, Tokens).
+-- lib/auth.lua — bearer tokens and sessions (docs/api.md, Tokens).
 --
 -- Every login is a session (a row of `sessions`); both of its tokens carry
 -- the session id as `sid`:

@@ -1,5 +1,5 @@
 -- lib/http.lua — responses and request helpers. Every handler returns a
--- response table {status=, body=, headers=}; errors follow API.md's one
+-- response table {status=, body=, headers=}; errors follow docs/api.md's one
 -- shape: {"error": {"code", "message", "fields"?}}.
 local cjson = require "cjson.safe"
 local json = require "host.json"

@@ -1,4 +1,4 @@
--- lib/limits.lua — the rate limits of API.md, counted in the database
+-- lib/limits.lua — the rate limits of docs/api.md, counted in the database
 -- (rate_limits) so that they hold across workers and replicas:
 --
 --   failed logins   LOGIN_FAILURE_LIMIT per email per LOGIN_FAILURE_WINDOW_S;

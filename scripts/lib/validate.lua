@@ -1,4 +1,4 @@
--- lib/validate.lua — the field rules of API.md. Each rule takes a decoded
+-- lib/validate.lua — the field rules of docs/api.md. Each rule takes a decoded
 -- JSON value and returns the cleaned value, or nil and a message; each body
 -- checker returns the cleaned input, or nil and a `fields` table
 -- ({field = message}) for a 422. Fields a body checker does not know are

@@ -1,4 +1,4 @@
--- lib/views.lua — what a client sees of a row (API.md, Objects). Fields are
+-- lib/views.lua — what a client sees of a row (docs/api.md, Objects). Fields are
 -- listed, never copied wholesale, so a column added to a table (or a hash)
 -- cannot leak into a response by accident.
 local json = require "host.json"
@@ -7,7 +7,7 @@ local ipairs, type, gsub = ipairs, type, string.gsub
 
 local views = {}
 
--- API.md's timestamps: RFC 3339 in UTC to the second ("2026-12-01T13:45:00Z");
+-- docs/api.md's timestamps: RFC 3339 in UTC to the second ("2026-12-01T13:45:00Z");
 -- the database gives microseconds, which no client needs.
 local function timestamp(ts)
   if type(ts) ~= "string" then return ts end

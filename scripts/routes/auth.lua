@@ -1,5 +1,5 @@
 -- routes/auth.lua — /auth/*: registration and confirmation, login and
--- sessions, password reset, and the admin's own account (API.md, Routes).
+-- sessions, password reset, and the admin's own account (docs/api.md, Routes).
 local password = require "host.password"
 local crypto = require "host.crypto"
 local log = require "host.log"

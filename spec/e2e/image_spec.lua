@@ -37,7 +37,7 @@ describe_here("the image under podman" .. (skip and (": skipped, " .. skip) or "
       "run -d --name " .. name, "--network host",
       "-e HOST=127.0.0.1", "-e PORT=" .. port, "-e WORKERS=2",
       -- one address, and 50 logins at once for one admin, each counted
-      -- before its work (API.md): neither limit is this spec's subject
+      -- before its work (docs/api.md): neither limit is this spec's subject
       "-e CLIENT_HASH_BUDGET_PER_MIN=0", "-e LOGIN_FAILURE_LIMIT=100",
       ("-e DATABASE_URL=%q"):format(db_url),
       ("-e JWT_SECRET=%q"):format(os.getenv("JWT_SECRET") or "image-spec-secret-image-spec-secret-0123456789"),

@@ -1,4 +1,4 @@
--- The whole journey of API.md against the real binary, real PostgreSQL and a
+-- The whole journey of docs/api.md against the real binary, real PostgreSQL and a
 -- real SMTP server: register, mail, confirm, log in, manage users, refresh,
 -- log out, reset the password, and every error row of the status table.
 local server = require "support.server"
@@ -175,7 +175,7 @@ describe("the admin journey", function()
     assert.equal("bad_request", res.json.error.code)
   end)
 
-  it("provokes the request-level error rows of API.md", function()
+  it("provokes the request-level error rows of docs/api.md", function()
     local h = bearer(state.access)
     local as_json = {Authorization = h.Authorization, ["Content-Type"] = "application/json"}
     local res = srv:request("GET", "/user?id=abc", {headers = h})

@@ -271,7 +271,7 @@ describe("the audit trail", function()
       assert.status(401, k:get("/audit"))
     end)
 
-    it("lists the events newest first, each as API.md's objects", function()
+    it("lists the events newest first, each as docs/api.md's objects", function()
       local user = k:post("/users", {token = s.access, json = {email = "grace@example.com"}}).json.user
       local res = get()
       assert.status(200, res)

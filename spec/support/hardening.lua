@@ -77,7 +77,7 @@ local function assert_healthy(srv)
   assert.equal(200, res.status, res.body)
 end
 
--- The API.md error shape, with this code.
+-- The docs/api.md error shape, with this code.
 local function assert_error(res, status, code)
   assert.is_table(res, "no answer")
   assert.equal(status, res.status, res.body)

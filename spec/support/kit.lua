@@ -238,7 +238,7 @@ function Kit:build_request(method, target, opts)
 end
 
 -- Runs app.handle as the host does: a script error becomes a 500 with the
--- API.md body (the traceback is in res.error); a table body is encoded with
+-- docs/api.md body (the traceback is in res.error); a table body is encoded with
 -- the host's encoder (an unencodable body is a 500 too).
 function Kit:handle(req)
   local ok, status, body, headers = xpcall(function() return self.app.handle(req) end, traceback)

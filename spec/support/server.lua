@@ -39,7 +39,7 @@ function server.start(opts)
     JWT_SECRET = os.getenv("JWT_SECRET") or "spec-secret-spec-secret-spec-secret-0123456789",
     OUTBOX_DIR = outbox, PUBLIC_URL = ("http://127.0.0.1:%d"):format(port),
     -- every spec runs from 127.0.0.1: the per-client hashing budget is off
-    -- (API.md says test suites turn it off), but where a spec sets it
+    -- (docs/api.md says test suites turn it off), but where a spec sets it
     CLIENT_HASH_BUDGET_PER_MIN = "0",
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end

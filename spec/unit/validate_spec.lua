@@ -1,4 +1,4 @@
--- lib/validate.lua: the field rules of API.md.
+-- lib/validate.lua: the field rules of docs/api.md.
 local cjson = require "cjson.safe"
 local validate = require "lib.validate"
 

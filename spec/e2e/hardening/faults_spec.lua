@@ -125,7 +125,7 @@ describe("hardening: faults", function()
   end)
 
   it("answers all 50 logins in flight at SIGTERM and exits 0 within the grace period", function()
-    -- every login attempt is counted before its work (API.md): 50 at once
+    -- every login attempt is counted before its work (docs/api.md): 50 at once
     -- for one admin need a failed-login limit of 50 or more
     local srv = start({workers = 2, env = {SHUTDOWN_GRACE_S = "15", LOGIN_FAILURE_LIMIT = "100"}})
     local admin = new_admin(srv, srv.outbox, "term")
