@@ -22,7 +22,7 @@ const char *host_log_level_name(enum log_level level);
  * write to stdout: `line` is the JSON object and its trailing newline, `len`
  * bytes, valid only during the call. Sinks run on the thread that logs (a
  * worker's loop thread), in the order added; they must not log and must
- * not block. host/metrics.c counts lines by level through one; the Firehose
+ * not block. server/metrics.c counts lines by level through one; the Firehose
  * shipper is meant to batch them through another. Processes forked later
  * inherit the sinks. Returns 0, or -1 when HOST_LOG_SINKS_MAX are set. */
 #define HOST_LOG_SINKS_MAX 4

@@ -719,7 +719,7 @@ void host_mail_shutdown(void)
 {
     struct delivery *d;
     if (!mailer.running) return;
-    /* Services stop only after a complete drain (host/worker.c), and the
+    /* Services stop only after a complete drain (server/worker.c), and the
      * jobs' tasks are aborted before (host_jobs_shutdown, which cuts their
      * attempts through cancel_delivery), so nothing is normally left here.
      * Whatever is, is cut: its outbox row stays due, and the lease lets
