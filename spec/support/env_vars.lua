@@ -4,13 +4,12 @@
 -- readers and any os.getenv. Read from the sources as text, so that a spec
 -- can hold a list of them (docs/configuration.md, the task definition)
 -- equal to what the code reads.
+local util = require "support.util"
+
 local env_vars = {}
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
+  return assert(util.read_file(path), "cannot read " .. path)
 end
 
 local function files(pattern)

@@ -3,21 +3,15 @@
 -- reads (host_config_env_*, getenv) and the scripts read (lib/config.lua),
 -- collected from the sources by spec/support/env_vars.lua.
 local env_vars = require "support.env_vars"
+local util = require "support.util"
 
 local DOC = "docs/configuration.md"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
 -- {NAME = {readers = {path = true}, line = n}} from the table's rows: the
 -- first cell names one or more variables, the third the files that read them.
 local function documented()
   local rows, n = {}, 0
-  for line in read(DOC):gmatch("[^\n]*") do
+  for line in assert(util.read_file(DOC)):gmatch("[^\n]*") do
     n = n + 1
     local first, _, readers = line:match("^| ([^|]+) | ([^|]*) | ([^|]*) |")
     if first and first:find("`[A-Z]") then

@@ -4,20 +4,14 @@
 -- whoever answers. This reads the C table from the source and holds the two
 -- equal.
 local http = require "lib.http"
+local util = require "support.util"
 
 local SOURCE = "host/server/http_errors.c"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
 -- The entries of the C array `name`: {status, code, message} per line of
 -- the form {400, "bad_request", "the request is not valid"}.
 local function c_table(name)
-  local text = read(SOURCE)
+  local text = assert(util.read_file(SOURCE))
   local body = text:match(name .. "%[%] = {(.-)\n};")
   assert(body, name .. "[] not found in " .. SOURCE)
   local rows = {}
