@@ -20,7 +20,7 @@ local http = require "lib.http"
 local log = require "host.log"
 
 local type, setmetatable, tostring, select, unpack, ipairs = type, setmetatable, tostring, select, unpack, ipairs
-local format = string.format
+local format, find = string.format, string.find
 local null = cjson.null
 
 -- ---- statements -----------------------------------------------------------
@@ -38,6 +38,11 @@ local USER_U = "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS 
 local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
+
+-- GET /users?q=: the users whose email or name contains $3 (list_users_search)
+local USER_MATCHES = "(email ILIKE $3::text OR name ILIKE $3::text)"
+local SEARCH_NEAR = 1000
+local SEARCH_FOUND = 2000
 
 -- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
 -- window older than that starts again at 1); returns count, retry_after.
@@ -148,8 +153,38 @@ local SQL = {
     .. " updated_at = now()"
     .. " WHERE id = $1::bigint RETURNING " .. USER,
   delete_user = "DELETE FROM users WHERE id = $1::bigint RETURNING " .. USER,
-  list_users = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint"
-    .. " AND ($3::text IS NULL OR email ILIKE $3::text ESCAPE '\\' OR name ILIKE $3::text ESCAPE '\\')"
+  -- GET /users: $1 cursor, $2 rows (a page and one), $3 a contains pattern
+  -- (validate.contains_pattern: a backslash escapes, LIKE's default). Three
+  -- statements, chosen by Store:list_users; docs/performance.md, "Searching
+  -- users".
+  list_users = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint ORDER BY id LIMIT $2::integer",
+  -- q with 3 letters or digits in a row (a trigram for migrations/0006's
+  -- indexes). The plan's shape is written out, not left to the planner: the
+  -- statement is prepared, and a generic plan (PostgreSQL's choice after five
+  -- runs) knows nothing of q and walks the primary key, the whole table when
+  -- q is rare. So, in order, each arm running only when the ones before it
+  -- did not give the page:
+  --   near   a full page among the next SEARCH_NEAR users past the cursor
+  --          (a common q: stops as soon as the page is full);
+  --   found  else every match, when the trigram indexes find fewer than
+  --          SEARCH_FOUND in all (a rare q): sorted, past the cursor;
+  --   walk   else the primary key walked from the cursor with the filter: at
+  --          least SEARCH_FOUND matches exist, so a page is found within
+  --          about a page x table size / SEARCH_FOUND rows.
+  list_users_search = "WITH near AS (SELECT " .. USER .. " FROM (SELECT " .. USER .. " FROM users"
+    .. " WHERE id > $1::bigint ORDER BY id LIMIT " .. SEARCH_NEAR .. ") AS w WHERE " .. USER_MATCHES
+    .. " ORDER BY id LIMIT $2::integer),"
+    .. " found AS MATERIALIZED (SELECT " .. USER .. " FROM users WHERE " .. USER_MATCHES
+    .. " LIMIT " .. SEARCH_FOUND .. ")"
+    .. " (SELECT " .. USER .. " FROM near WHERE (SELECT count(id) FROM near) = $2::integer)"
+    .. " UNION ALL (SELECT " .. USER .. " FROM found WHERE id > $1::bigint"
+    .. " AND (SELECT count(id) FROM found) < " .. SEARCH_FOUND .. " ORDER BY id LIMIT $2::integer)"
+    .. " UNION ALL (SELECT " .. USER .. " FROM users WHERE (SELECT count(id) FROM found) = " .. SEARCH_FOUND
+    .. " AND id > $1::bigint AND " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
+    .. " LIMIT $2::integer",
+  -- q without 3 letters or digits in a row: no trigram, no index; the
+  -- primary key walked from the cursor until the page is full.
+  list_users_scan = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint AND " .. USER_MATCHES
     .. " ORDER BY id LIMIT $2::integer",
 }
 
@@ -439,8 +474,14 @@ function Store:delete_user(id)
   return self:one("delete_user", id)
 end
 
+-- A page of users past `after`; `pattern` (validate.contains_pattern), when
+-- given, picks the search statement that suits it: a pattern with a
+-- trigram (3 letters or digits in a row; escapes are neither) can use the
+-- trigram indexes, a shorter one cannot.
 function Store:list_users(after, limit, pattern)
-  return self:run("list_users", after or "0", tostring(limit), opt(pattern or nil))
+  after, limit = after or "0", tostring(limit)
+  if not pattern then return self:run("list_users", after, limit) end
+  return self:run(find(pattern, "%w%w%w") and "list_users_search" or "list_users_scan", after, limit, pattern)
 end
 
 -- ---- module -------------------------------------------------------------------
