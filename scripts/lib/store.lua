@@ -41,7 +41,7 @@ local function secs(param) return format(SECONDS, param) end
 
 -- GET /users?q=: the users whose email or name contains $3 (list_users_search)
 local USER_MATCHES = "(email ILIKE $3::text OR name ILIKE $3::text)"
-local SEARCH_NEAR = 1000
+local SEARCH_NEAR = 500
 local SEARCH_FOUND = 2000
 
 -- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
