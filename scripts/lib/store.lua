@@ -39,8 +39,14 @@ local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
 
--- GET /users?q=: the users whose email or name contains $3 (list_users_search)
-local USER_MATCHES = "(email ILIKE $3::text OR name ILIKE $3::text)"
+-- GET /users?q=: the users whose email or name contains $3. The pattern is
+-- read through a subquery, so that no plan is made for its value: the
+-- statements' shape does not depend on it (list_users_search), and a plan
+-- made for a value would be made again on every run (PostgreSQL keeps
+-- planning a prepared statement while the plans for the values it was given
+-- look cheaper than the generic one: 0.4 ms of planning for a 0.15 ms query
+-- at 1M users).
+local USER_MATCHES = "(email ILIKE (SELECT $3::text) OR name ILIKE (SELECT $3::text))"
 local SEARCH_NEAR = 500
 local SEARCH_FOUND = 2000
 
