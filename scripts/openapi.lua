@@ -9,6 +9,7 @@ local json = require "host.json"
 local cjson = require "cjson.safe"
 local info = require "host.info"
 local config = require "lib.config"
+local audit = require "lib.audit"
 
 local pairs, ipairs, sort, concat, upper, format = pairs, ipairs, table.sort, table.concat,
   string.upper, string.format
@@ -42,7 +43,7 @@ end
 
 -- Error responses by status; every operation lists the ones it can answer.
 local ERRORS = {
-  ["400"] = "BadRequest", ["401"] = "Unauthorized", ["403"] = "NotConfirmed",
+  ["304"] = "NotModified", ["400"] = "BadRequest", ["401"] = "Unauthorized", ["403"] = "NotConfirmed",
   ["404"] = "NotFound", ["405"] = "MethodNotAllowed", ["409"] = "Conflict",
   ["413"] = "PayloadTooLarge", ["415"] = "UnsupportedMediaType",
   ["422"] = "ValidationFailed", ["429"] = "RateLimited", ["500"] = "Internal",
@@ -178,6 +179,44 @@ local SCHEMAS = {
     },
     example = {users = array({EXAMPLE.user}), next_cursor = EXAMPLE.cursor},
   },
+  AuditEvent = {
+    type = "object",
+    required = array({"id", "at", "actor_id", "action", "target_type", "target_id", "request_id", "client",
+                      "detail"}),
+    description = "One state change by or to an admin, recorded in the same transaction as the change.",
+    properties = {
+      id = ID,
+      at = TIMESTAMP,
+      actor_id = {type = "integer", format = "int64", nullable = true,
+                  description = "The admin who made the change: the access token's, or the one who proved "
+                    .. "their password (login) or refresh token (refresh). Null for an anonymous request "
+                    .. "(registration, a mailed link, a refused login, a reused refresh token, an import)."},
+      action = {type = "string", enum = array(audit.ACTIONS)},
+      target_type = {type = "string", enum = array({"admin", "user"}), nullable = true},
+      target_id = {type = "integer", format = "int64", nullable = true,
+                   description = "Null for a failed login of an unknown email. The target may no longer exist."},
+      request_id = {type = "string", nullable = true, description = "The X-Request-Id of the request (the "
+                      .. "run's id for an import)."},
+      client = {type = "string", nullable = true, description = "The client address, as in the access log."},
+      detail = {type = "object", additionalProperties = true,
+                description = "A small object that depends on the action (docs/audit.md): e.g. user.updated "
+                  .. "has changes = {field: {old, new}} for each field that changed; never a secret."},
+    },
+    example = {id = 812, at = TS, actor_id = 1, action = "user.updated", target_type = "user", target_id = 42,
+               request_id = "5f0c2a9e8b7d4c3e", client = "203.0.113.7",
+               detail = {changes = {active = {old = true, new = false}}}},
+  },
+  AuditList = {
+    type = "object", required = array({"events", "next_cursor"}),
+    properties = {
+      events = {type = "array", items = schema("AuditEvent"), description = "Newest first."},
+      next_cursor = {type = "string", nullable = true, description = "Pass as ?cursor= (with the same filters) "
+                       .. "for the next, older page; null on the last."},
+    },
+    example = {events = array({{id = 812, at = TS, actor_id = 1, action = "user.updated", target_type = "user",
+               target_id = 42, request_id = "5f0c2a9e8b7d4c3e", client = "203.0.113.7",
+               detail = {changes = {active = {old = true, new = false}}}}}), next_cursor = null},
+  },
   Accepted = {type = "object", properties = {status = {type = "string", enum = array({"accepted"})}},
               example = {status = "accepted"}},
   Register = {
@@ -264,6 +303,7 @@ local function error_response(description, example, headers)
 end
 
 local RESPONSES = {
+  NotModified = {description = "Not modified: If-None-Match names the file's current ETag (no body)."},
   BadRequest = error_response("Malformed JSON (invalid_json), a bad query parameter (bad_request), "
     .. "or a bad, expired or used link token (invalid_token).",
     error_example("bad_request", "id must be a positive whole number that fits in 64 bits")),
@@ -388,6 +428,30 @@ local PATHS = {
       ["image/png"] = {schema = {type = "string", format = "binary"}},
     }},
     errors = {"404"},
+  }},
+  ["/admin"] = {get = op{
+    id = "console", tag = "service", summary = "The admin console (docs/console.md)", db = false,
+    description = "One HTML page that loads its ES modules from /admin/assets/; it logs in through "
+      .. "/auth/login and keeps the tokens in the page's memory only. Sent with a strict "
+      .. "Content-Security-Policy (scripts and styles from this origin only, frame-ancestors 'none'), "
+      .. "an ETag and `Cache-Control: no-cache`.",
+    ok = {"200", "The console's page.", HTML},
+    errors = {"304"},
+  }},
+  ["/admin/assets/{file}"] = {get = op{
+    id = "consoleAsset", tag = "service", summary = "A file of the admin console", db = false,
+    description = "An ES module, the style sheet or the icon of the console (scripts/console/), with "
+      .. "an ETag; If-None-Match answers 304. Names are one path segment with one extension "
+      .. "(js, css, svg, png); anything else is 404.",
+    params = {{name = "file", ["in"] = "path", required = true,
+               schema = {type = "string", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*\\.(js|css|svg|png)$"},
+               example = "main.js"}},
+    ok = {"200", "The file.", {
+      ["text/javascript"] = {schema = {type = "string"}},
+      ["text/css"] = {schema = {type = "string"}},
+      ["image/svg+xml"] = {schema = {type = "string"}},
+    }},
+    errors = {"304", "404"},
   }},
 
   ["/auth/register"] = {post = op{
@@ -520,6 +584,25 @@ local PATHS = {
     },
     post = user_ops.create("createUser"),
   },
+  ["/audit"] = {get = op{
+    id = "listAudit", tag = "audit", auth = true, summary = "The audit trail (paginated, newest first)",
+    description = "Every state change by or to an admin, recorded in the same transaction as the change "
+      .. "(docs/audit.md). Filters combine (all must hold). limit and cursor as /users (400); a malformed "
+      .. "filter is 422 with fields naming it. Failed logins are events; the attempts refused once an email is "
+      .. "over LOGIN_FAILURE_LIMIT are not one each but one event per window whose detail.refused counts them. "
+      .. "Events are kept for AUDIT_RETENTION_DAYS (the retention sweeper's).",
+    params = {parameter("Limit"), parameter("Cursor"),
+      {name = "actor", ["in"] = "query", schema = ID, description = "Only events by this admin."},
+      {name = "action", ["in"] = "query", schema = {type = "string", enum = array(audit.ACTIONS)},
+       description = "Only events of this action."},
+      {name = "target", ["in"] = "query", schema = {type = "string", pattern = "^(user|admin):[0-9]+$",
+       example = "user:42"}, description = "Only events about this user or admin: user:<id> or admin:<id>."},
+      {name = "since", ["in"] = "query", schema = {type = "string", format = "date-time"},
+       description = "Only events at or after this time (RFC 3339; write + as %2B)."},
+      {name = "until", ["in"] = "query", schema = {type = "string", format = "date-time"},
+       description = "Only events before this time (RFC 3339)."}},
+    ok = ok_json("200", "A page of events.", "AuditList"), errors = {"400", "422"},
+  }},
   ["/users/{id}"] = {
     get = user_ops.show("getUser", "UserIdPath"),
     put = user_ops.update("updateUser", "UserIdPath"),
@@ -543,6 +626,7 @@ openapi.document = {
   tags = array({
     {name = "auth", description = "Admins: registration, sessions, password, account."},
     {name = "users", description = "The users admins manage."},
+    {name = "audit", description = "The audit trail of admin actions."},
     {name = "service", description = "Health and documentation."},
   }),
   paths = PATHS,

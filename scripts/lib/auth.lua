@@ -20,6 +20,7 @@
 local jwt = require "host.jwt"
 local crypto = require "host.crypto"
 local log = require "host.log"
+local audit = require "lib.audit"
 local config = require "lib.config"
 local http = require "lib.http"
 local store = require "lib.store"
@@ -104,19 +105,24 @@ local function tokens(admin, sid, refresh_jti, refresh_ttl)
   }
 end
 
--- A new session for `admin` (after a verified login): the Tokens body, or
--- nil and an error response.
-function auth.start_session(admin)
+-- A new session for `admin` (after a verified login), recorded as
+-- admin.login with the request's audit context `ctx` (`rehashed`: the
+-- password's hash was renewed at this login): the Tokens body, or nil and
+-- an error response.
+function auth.start_session(admin, ctx, rehashed)
   local jti = crypto.random_token(JTI_BYTES)
   local ttl = min(config.refresh_ttl, config.session_max_age)
-  local sid, err = store:create_session(validate.id(admin.id), jti, ttl)
+  local sid, err, events = store:create_session(validate.id(admin.id), jti, ttl, ctx, rehashed)
   if not sid then return nil, err end
+  audit.log(events)
   return tokens(admin, sid, jti, ttl)
 end
 
 -- Rotates the session of a refresh token: the new Tokens body, or nil and a
--- 401 (or what the store answered).
-function auth.refresh(token)
+-- 401 (or what the store answered). Recorded as admin.refreshed, by the
+-- token's admin, or admin.refresh_reuse, by nobody known, with the
+-- request's audit context `ctx`.
+function auth.refresh(token, ctx)
   if type(token) ~= "string" or token == "" then
     return nil, http.unauthorized("unauthorized", MSG.refresh_missing)
   end
@@ -130,31 +136,38 @@ function auth.refresh(token)
     return nil, http.unauthorized("unauthorized", MSG.refresh_invalid)
   end
   local new_jti = crypto.random_token(JTI_BYTES)
-  local admin, err, left = store:rotate_session(sid, admin_id, jti, new_jti, config.refresh_ttl,
-                                               config.session_max_age)
+  local admin, err, left, events = store:rotate_session(sid, admin_id, jti, new_jti, config.refresh_ttl,
+                                                       config.session_max_age, audit.as(ctx, admin_id))
   if err then return nil, err end
   if not admin then
     -- Not the session's current token: replayed, or the session has ended.
-    -- Either way the family goes; if it was live, that was a reuse.
-    local revoked, rerr = store:revoke_session(sid)
+    -- Either way the family goes; if it was live, that was a reuse (by
+    -- whoever holds the token: not an actor the trail can name).
+    local revoked, rerr
+    revoked, rerr, events = store:revoke_session(sid, "admin.refresh_reuse", audit.as(ctx, nil))
     if rerr then return nil, rerr end
     if revoked then
+      audit.log(events)
       log.warn("refresh token reused; session revoked", {session_id = sid, admin_id = admin_id})
     end
     return nil, http.unauthorized("unauthorized", MSG.refresh_spent)
   end
+  audit.log(events)
   return tokens(admin, sid, new_jti, left)
 end
 
--- Ends the session `sid`, or every session of the admin when `all`.
-function auth.logout(ctx, all)
-  local err
+-- Ends the session `sid`, or every session of the admin when `all`
+-- (`session`: req.auth), recorded as admin.logout or admin.logout_all with
+-- the request's audit context `ctx`.
+function auth.logout(session, all, ctx)
+  local err, events
   if all then
-    err = select(2, store:revoke_sessions(ctx.admin_id))
+    err, events = select(2, store:revoke_sessions(session.admin_id, nil, "admin.logout_all", ctx))
   else
-    err = select(2, store:revoke_session(ctx.sid))
+    err, events = select(2, store:revoke_session(session.sid, "admin.logout", ctx))
   end
   if err then return nil, err end
+  audit.log(events)
   return true
 end
 

@@ -2,7 +2,9 @@
 -- (rate_limits) so that they hold across workers and replicas:
 --
 --   failed logins   LOGIN_FAILURE_LIMIT per email per LOGIN_FAILURE_WINDOW_S;
---                   a successful login or a password reset clears the count
+--                   a successful login or a password reset clears the count;
+--                   the refused attempts of a window are one audit event
+--                   that counts them (store:login_hit)
 --   mails           MAIL_RATE_LIMIT per address and kind (confirm, reset) per
 --                   MAIL_RATE_WINDOW_S, counted whether or not the address
 --                   belongs to anyone
@@ -18,6 +20,7 @@
 --
 -- Each function returns true, or nil and an error response (429 with
 -- Retry-After, or what the store answered).
+local audit = require "lib.audit"
 local config = require "lib.config"
 local http = require "lib.http"
 local store = require "lib.store"
@@ -39,8 +42,8 @@ local function within(count, retry_after, limit, msg)
   return true
 end
 
-local function hit(kind, key, window, limit, msg)
-  local count, retry_after = store:rate_hit(kind, key, window)
+local function hit(kind, key, window, limit, msg, s)
+  local count, retry_after = (s or store):rate_hit(kind, key, window)
   if not count then return nil, retry_after end
   return within(count, retry_after, limit, msg)
 end
@@ -48,8 +51,14 @@ end
 -- Counts an attempt to prove the password of `email` (a login, a
 -- current_password) as a failure up front: true when it may go on.
 -- limits.login_succeeded or limits.take_back_login settles it afterwards.
-function limits.login_attempt(email)
-  return hit(LOGIN_FAILURE, email, config.login_failure_window, config.login_failure_limit, MSG_LOGIN)
+-- A refused attempt is counted on its window's audit event (`ctx`: the
+-- request's audit context).
+function limits.login_attempt(email, ctx)
+  local limit = config.login_failure_limit
+  local count, retry_after, events = store:login_hit(LOGIN_FAILURE, email, config.login_failure_window, limit, ctx)
+  if not count then return nil, retry_after end
+  audit.log(events)
+  return within(count, retry_after, limit, MSG_LOGIN)
 end
 
 -- The password was right (or was never checked): the attempt is not a failure.
@@ -67,11 +76,11 @@ function limits.login_succeeded(email, s)
   return true
 end
 
--- Counts one mail of `kind` ("confirm" or "reset") to `email`; true when it
--- may be sent.
-function limits.mail(kind, email)
+-- Counts one mail of `kind` ("confirm" or "reset") to `email`, in store or
+-- transaction `s` (the one that queues the mail); true when it may be sent.
+function limits.mail(kind, email, s)
   return hit(assert(MAIL_KIND[kind], "unknown mail kind"), email, config.mail_rate_window,
-             config.mail_rate_limit, MSG_MAIL)
+             config.mail_rate_limit, MSG_MAIL, s)
 end
 
 -- The rate_limits kind of `kind`'s mails, and the decision on a count that

@@ -50,6 +50,13 @@ local USER_MATCHES = "(email ILIKE (SELECT $3::text) OR name ILIKE (SELECT $3::t
 local SEARCH_NEAR = 500
 local SEARCH_FOUND = 2000
 
+-- Deletes at most $2 rows of `tbl` matching `past` (its retention is over),
+-- by row address, so that one batch locks only its rows: the count.
+local function sweep(tbl, past)
+  return format("WITH d AS (DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT $2::integer))"
+    .. " RETURNING 1 AS row) SELECT count(row)::integer AS deleted FROM d", tbl, tbl, past)
+end
+
 -- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
 -- window older than that starts again at 1); returns count, retry_after.
 local RATE_HIT = "INSERT INTO rate_limits AS r (kind, key, window_start, count) VALUES ($1::text, $2::text, now(), 1)"
@@ -58,11 +65,72 @@ local RATE_HIT = "INSERT INTO rate_limits AS r (kind, key, window_start, count) 
   .. " count = CASE WHEN r.window_start <= now() - " .. secs("$3") .. " THEN 1 ELSE r.count + 1 END"
   .. " RETURNING r.count, ceil(extract(epoch FROM r.window_start + " .. secs("$3") .. " - now()))::integer AS retry_after"
 
+-- ---- the audit trail (lib/audit.lua, migrations/0007) ----------------------------
+-- A change and its event are one statement where the change is one: a CTE
+-- `ev` inserts the event from the rows the change returned, and the column
+-- `audit` brings the events back (a JSON array, or null) for the log line
+-- written after the commit. Each such statement ends with the audit
+-- context's three parameters: actor_id, request_id, client.
+local AUDIT = "id, at, actor_id, action, target_type, target_id, request_id, client, detail"
+local AUDIT_INTO = "INSERT INTO audit_events (actor_id, action, target_type, target_id, request_id, client, detail) "
+
+local function audit_cte(select_sql)
+  return "ev AS (" .. AUDIT_INTO .. select_sql .. " RETURNING " .. AUDIT .. ")"
+end
+
+local AUDIT_OUT = "(SELECT jsonb_agg(to_jsonb(ev) ORDER BY ev.id) FROM ev) AS audit"
+
+local ADMIN_COLUMNS = {"id", "email", "name", "confirmed", "created_at", "updated_at"}
+
+-- "p.id, p.email, ...": the columns of `list` qualified by `p`.
+local function columns(p, list)
+  local out = {}
+  for i, c in ipairs(list) do out[i] = p .. "." .. c end
+  return table.concat(out, ", ")
+end
+
+-- GET /audit: one statement per combination of filters (a bit each, in
+-- this order), so that each is planned with the index its filters want
+-- rather than one generic plan for all. $1 the id to continue below
+-- (cursor; 2^63-1 for the first page), $2 the limit, then the filters'
+-- parameters in order.
+local AUDIT_FILTERS = {
+  {"actor", "actor_id = %s::bigint", 1},
+  {"action", "action = %s::text", 1},
+  {"target", "target_type = %s::text AND target_id = %s::bigint", 2},
+  {"since", "at >= %s::timestamptz", 1},
+  {"until", "at < %s::timestamptz", 1},
+}
+
+local function audit_list_name(mask)
+  local bits = {}
+  for i = 1, #AUDIT_FILTERS do bits[i] = mask[i] and "1" or "0" end
+  return "list_audit_" .. table.concat(bits)
+end
+
+local function audit_list_sql(mask)
+  local where, n = {"id < $1::bigint"}, 2
+  for i, f in ipairs(AUDIT_FILTERS) do
+    if mask[i] then
+      local params = {}
+      for j = 1, f[3] do params[j] = "$" .. (n + j) end
+      n = n + f[3]
+      where[#where + 1] = format(f[2], unpack(params))
+    end
+  end
+  return "SELECT " .. AUDIT .. " FROM audit_events WHERE " .. table.concat(where, " AND ")
+    .. " ORDER BY id DESC LIMIT $2::integer"
+end
+
 local SQL = {
   -- admins
   -- Emails arrive in their canonical form (validate.email) and are compared
   -- as stored: no lower() here (migrations/0004).
-  create_admin = "INSERT INTO admins (email, name, password_hash) VALUES ($1::text, $2::text, $3::text) RETURNING " .. ADMIN,
+  create_admin = "WITH a AS (INSERT INTO admins (email, name, password_hash) VALUES ($1::text, $2::text, $3::text)"
+    .. " RETURNING " .. ADMIN .. "), "
+    .. audit_cte("SELECT $4::bigint, 'admin.registered', 'admin', a.id, $5::text, $6::text,"
+      .. " jsonb_build_object('email', a.email, 'name', a.name) FROM a")
+    .. " SELECT " .. ADMIN_A .. ", " .. AUDIT_OUT .. " FROM a",
   admin_by_id = "SELECT " .. ADMIN .. " FROM admins WHERE id = $1::bigint",
   admin_login = "SELECT " .. ADMIN .. ", password_hash FROM admins WHERE email = $1::text",
   -- which of an email and a name are taken (a registration asks before it hashes)
@@ -70,18 +138,32 @@ local SQL = {
     .. " coalesce(bool_or(lower(name) = lower($2::text)), false) AS name"
     .. " FROM admins WHERE email = $1::text OR lower(name) = lower($2::text)",
   admin_password_hash = "SELECT password_hash FROM admins WHERE id = $1::bigint",
-  update_admin = "UPDATE admins SET"
-    .. " name = coalesce($2::text, name),"
-    .. " email = coalesce($3::text, email),"
-    .. " confirmed = CASE WHEN $3::text IS NOT NULL AND $3::text <> email THEN false ELSE confirmed END,"
-    .. " password_hash = coalesce($4::text, password_hash),"
+  -- the row locked first (o), so that the old values the events record are
+  -- the ones this update replaced, whatever ran concurrently
+  update_admin = "WITH o AS (SELECT id, email, name FROM admins WHERE id = $1::bigint FOR UPDATE),"
+    .. " a AS (UPDATE admins t SET"
+    .. " name = coalesce($2::text, t.name),"
+    .. " email = coalesce($3::text, t.email),"
+    .. " confirmed = CASE WHEN $3::text IS NOT NULL AND $3::text <> t.email THEN false ELSE t.confirmed END,"
+    .. " password_hash = coalesce($4::text, t.password_hash),"
     .. " updated_at = now()"
-    .. " WHERE id = $1::bigint RETURNING " .. ADMIN,
+    .. " FROM o WHERE t.id = o.id RETURNING " .. columns("t", ADMIN_COLUMNS)
+    .. ", o.email AS old_email, o.name AS old_name), "
+    .. audit_cte("SELECT $5::bigint, e.action, 'admin', a.id, $6::text, $7::text, e.detail FROM a CROSS JOIN LATERAL"
+      .. " (VALUES ('admin.updated', CASE WHEN a.name IS DISTINCT FROM a.old_name THEN jsonb_build_object('changes',"
+      .. " jsonb_build_object('name', jsonb_build_object('old', a.old_name, 'new', a.name))) END),"
+      .. " ('admin.email_changed', CASE WHEN a.email IS DISTINCT FROM a.old_email THEN jsonb_build_object('changes',"
+      .. " jsonb_build_object('email', jsonb_build_object('old', a.old_email, 'new', a.email))) END))"
+      .. " AS e(action, detail) WHERE e.detail IS NOT NULL")
+    .. " SELECT " .. ADMIN_A .. ", " .. AUDIT_OUT .. " FROM a",
   rehash_password = "UPDATE admins SET password_hash = $3::text WHERE id = $1::bigint AND password_hash = $2::text",
   reset_password = "UPDATE admins SET password_hash = $2::text,"
     .. " confirmed = confirmed OR email = $3::text, updated_at = now()"
     .. " WHERE id = $1::bigint RETURNING id",
-  delete_admin = "DELETE FROM admins WHERE id = $1::bigint RETURNING id",
+  delete_admin = "WITH d AS (DELETE FROM admins WHERE id = $1::bigint RETURNING id, email, name), "
+    .. audit_cte("SELECT $2::bigint, 'admin.deleted', 'admin', d.id, $3::text, $4::text,"
+      .. " jsonb_build_object('email', d.email, 'name', d.name) FROM d")
+    .. " SELECT d.id, " .. AUDIT_OUT .. " FROM d",
   list_admins = "SELECT " .. ADMIN .. " FROM admins WHERE id > $1::bigint"
     .. " AND ($3::text IS NULL OR email ILIKE $3::text ESCAPE '\\' OR name ILIKE $3::text ESCAPE '\\')"
     .. " ORDER BY id LIMIT $2::integer",
@@ -94,10 +176,13 @@ local SQL = {
   confirm_admin = "WITH t AS ("
     .. "UPDATE one_time_tokens SET used_at = now()"
     .. " WHERE token_hash = $1::text AND kind = 'confirm' AND used_at IS NULL AND expires_at > now()"
-    .. " RETURNING admin_id, email)"
-    .. " UPDATE admins a SET confirmed = true,"
+    .. " RETURNING admin_id, email),"
+    .. " c AS (UPDATE admins a SET confirmed = true,"
     .. " updated_at = CASE WHEN a.confirmed THEN a.updated_at ELSE now() END"
-    .. " FROM t WHERE a.id = t.admin_id AND a.email = t.email RETURNING " .. ADMIN_A,
+    .. " FROM t WHERE a.id = t.admin_id AND a.email = t.email RETURNING " .. ADMIN_A .. "), "
+    .. audit_cte("SELECT $2::bigint, 'admin.confirmed', 'admin', c.id, $3::text, $4::text,"
+      .. " jsonb_build_object('email', c.email) FROM c")
+    .. " SELECT " .. columns("c", ADMIN_COLUMNS) .. ", " .. AUDIT_OUT .. " FROM c",
   peek_reset_token = "SELECT t.admin_id, a.email, a.name FROM one_time_tokens t"
     .. " JOIN admins a ON a.id = t.admin_id"
     .. " WHERE t.token_hash = $1::text AND t.kind = 'reset' AND t.used_at IS NULL"
@@ -108,8 +193,14 @@ local SQL = {
 
   -- sessions: one per login, a family of refresh tokens of which only the
   -- current one (refresh_jti) is accepted
-  create_session = "INSERT INTO sessions (admin_id, refresh_jti, expires_at)"
-    .. " VALUES ($1::bigint, $2::text, now() + " .. secs("$3") .. ") RETURNING id",
+  -- a login: the session and its admin.login event ($7: the hash was
+  -- renewed at this login)
+  create_session = "WITH s AS (INSERT INTO sessions (admin_id, refresh_jti, expires_at)"
+    .. " VALUES ($1::bigint, $2::text, now() + " .. secs("$3") .. ") RETURNING id, admin_id), "
+    .. audit_cte("SELECT $4::bigint, 'admin.login', 'admin', s.admin_id, $5::text, $6::text,"
+      .. " jsonb_strip_nulls(jsonb_build_object('session_id', s.id, 'rehashed', CASE WHEN $7::boolean THEN true END))"
+      .. " FROM s")
+    .. " SELECT s.id, " .. AUDIT_OUT .. " FROM s",
   -- the access check; $3, when not null, is a user read in the same statement
   session_admin = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
     .. " LEFT JOIN users u ON u.id = $3::bigint"
@@ -121,16 +212,46 @@ local SQL = {
     .. " expires_at = least(now() + " .. secs("$5") .. ", created_at + " .. secs("$6") .. ")"
     .. " WHERE id = $1::bigint AND admin_id = $2::bigint AND refresh_jti = $3::text"
     .. " AND revoked_at IS NULL AND expires_at > now()"
-    .. " RETURNING admin_id, ceil(extract(epoch FROM expires_at - now()))::integer AS ttl)"
-    .. " SELECT " .. ADMIN_A .. ", s.ttl FROM admins a JOIN s ON s.admin_id = a.id",
-  revoke_session = "UPDATE sessions SET revoked_at = now()"
-    .. " WHERE id = $1::bigint AND revoked_at IS NULL RETURNING id",
-  revoke_sessions = "UPDATE sessions SET revoked_at = now()"
-    .. " WHERE admin_id = $1::bigint AND revoked_at IS NULL AND ($2::bigint IS NULL OR id <> $2::bigint)",
+    .. " RETURNING id, admin_id, ceil(extract(epoch FROM expires_at - now()))::integer AS ttl), "
+    .. audit_cte("SELECT $7::bigint, 'admin.refreshed', 'admin', s.admin_id, $8::text, $9::text,"
+      .. " jsonb_build_object('session_id', s.id) FROM s")
+    .. " SELECT " .. ADMIN_A .. ", s.ttl, " .. AUDIT_OUT .. " FROM admins a JOIN s ON s.admin_id = a.id",
+  -- $2: the action to record (admin.logout, admin.refresh_reuse), or null
+  revoke_session = "WITH r AS (UPDATE sessions SET revoked_at = now()"
+    .. " WHERE id = $1::bigint AND revoked_at IS NULL RETURNING id, admin_id), "
+    .. audit_cte("SELECT $3::bigint, $2::text, 'admin', r.admin_id, $4::text, $5::text,"
+      .. " jsonb_build_object('session_id', r.id) FROM r WHERE $2::text IS NOT NULL")
+    .. " SELECT r.id, " .. AUDIT_OUT .. " FROM r",
+  -- $3: the action to record (admin.logout_all, admin.password_changed,
+  -- admin.password_reset), or null; one row: how many sessions ended
+  revoke_sessions = "WITH r AS (UPDATE sessions SET revoked_at = now()"
+    .. " WHERE admin_id = $1::bigint AND revoked_at IS NULL AND ($2::bigint IS NULL OR id <> $2::bigint)"
+    .. " RETURNING id), "
+    .. audit_cte("SELECT $4::bigint, $3::text, 'admin', $1::bigint, $5::text, $6::text,"
+      .. " jsonb_build_object('sessions_ended', (SELECT count(r.id) FROM r)) WHERE $3::text IS NOT NULL")
+    .. " SELECT (SELECT count(r.id) FROM r) AS ended, " .. AUDIT_OUT,
 
   -- rate limits: a fixed window per (kind, key), counted in the database so
   -- that every worker and replica sees the same count
   rate_hit = RATE_HIT,
+  -- A login attempt counted (rate_hit's login_failure) in the same
+  -- statement as what the audit trail keeps of it once the email is over
+  -- its limit ($4): not an event per refused attempt, but one per window,
+  -- whose detail.refused counts them (migrations/0007, window_key).
+  login_hit = "WITH hit AS (" .. RATE_HIT .. ", r.window_start), "
+    .. "ev AS (INSERT INTO audit_events AS e"
+    .. " (actor_id, action, target_type, target_id, request_id, client, detail, window_key)"
+    .. " SELECT $5::bigint, 'admin.login_failed', 'admin', (SELECT a.id FROM admins a WHERE a.email = $2::text),"
+    .. " $6::text, $7::text, jsonb_build_object('email', $2::text, 'reason', 'rate_limited', 'refused', 1,"
+    .. " 'window_start', hit.window_start),"
+    .. " $1::text || ':' || $2::text || ':' || extract(epoch FROM hit.window_start)::text"
+    .. " FROM hit WHERE hit.count > $4::integer"
+    .. " ON CONFLICT (window_key) WHERE window_key IS NOT NULL DO UPDATE"
+    .. " SET detail = jsonb_set(e.detail, '{refused}', to_jsonb((e.detail ->> 'refused')::bigint + 1))"
+    .. " RETURNING " .. AUDIT .. ")"
+    -- only a new window's event is logged; the attempts it then counts are not
+    .. " SELECT hit.count, hit.retry_after,"
+    .. " (SELECT jsonb_agg(to_jsonb(ev)) FROM ev WHERE ev.detail ->> 'refused' = '1') AS audit FROM hit",
   rate_clear = "DELETE FROM rate_limits WHERE kind = $1::text AND key = $2::text",
   rate_take_back = "UPDATE rate_limits SET count = count - 1 WHERE kind = $1::text AND key = $2::text AND count > 0",
   -- A mail asked for by address (reset, confirmation resend), in one
@@ -138,27 +259,82 @@ local SQL = {
   -- same round trip and the same commit: counts the request ($1 kind, $2
   -- email, $3 window) and, when it is within $7 and the address is an
   -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
-  -- kind, $5 hash, $6 ttl). The row: count, retry_after, and the admin's
-  -- id, email and name when a token was stored.
+  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token). The row:
+  -- count, retry_after, and the admin's id when a token was stored.
   mail_request = "WITH hit AS (" .. RATE_HIT .. "),"
     .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
     .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
     .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
-    .. " RETURNING admin_id)"
-    .. " SELECT hit.count, hit.retry_after, a.id, a.email, a.name FROM hit"
-    .. " LEFT JOIN t ON true LEFT JOIN admins a ON a.id = t.admin_id",
+    .. " RETURNING admin_id, email),"
+    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
+    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer FROM t JOIN admins a ON a.id = t.admin_id)"
+    .. " SELECT hit.count, hit.retry_after, t.admin_id FROM hit LEFT JOIN t ON true",
+
+  -- the mail outbox (migrations/0005_mail_outbox.sql, lib/outbox.lua)
+  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
+    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer)",
+  -- the oldest due row, leased for $1 seconds (its due_at moves to the
+  -- lease's end, so a claim by a worker that died runs out by itself)
+  claim_mail = "UPDATE mail_outbox o SET due_at = now() + " .. secs("$1") .. ", attempts = o.attempts + 1"
+    .. " FROM (SELECT id FROM mail_outbox WHERE status = 'due' AND due_at <= now()"
+    .. " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) c"
+    .. " WHERE o.id = c.id RETURNING o.id, o.message_id, o.kind, o.to_addr, o.name, o.token, o.ttl_s, o.attempts",
+  mail_sent = "UPDATE mail_outbox SET status = 'sent', done_at = now(), token = NULL, last_error = NULL"
+    .. " WHERE id = $1::bigint AND status = 'due'",
+  -- the next attempt in $2 seconds, times a random factor in [0.8, 1.2) so
+  -- that mails that failed together do not all come back together
+  mail_retry = "UPDATE mail_outbox SET due_at = now() + make_interval(secs => $2::float8 * (0.8 + 0.4 * random())),"
+    .. " last_error = $3::text WHERE id = $1::bigint AND status = 'due'",
+  mail_failed = "UPDATE mail_outbox SET status = 'failed', done_at = now(), token = NULL, last_error = $2::text"
+    .. " WHERE id = $1::bigint AND status = 'due'",
+  -- depth (due rows, also those waiting for a retry or leased), and the age
+  -- in seconds of the oldest one whose time has come
+  outbox_stats = "SELECT count(id)::bigint AS depth,"
+    .. " coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS oldest_due_s"
+    .. " FROM mail_outbox WHERE status = 'due'",
+
+  -- retention (lib/retention.lua): one batch of at most $2 rows past $1
+  -- seconds of retention, under the sweeper's advisory lock ($1)
+  sweep_lock = "SELECT pg_try_advisory_xact_lock($1::bigint) AS locked",
+  sweep_sessions = sweep("sessions", "expires_at < now() - " .. secs("$1")
+    .. " OR revoked_at < now() - " .. secs("$1")),
+  sweep_tokens = sweep("one_time_tokens", "expires_at < now() - " .. secs("$1")
+    .. " OR used_at < now() - " .. secs("$1")),
+  sweep_rate_limits = sweep("rate_limits", "window_start < now() - " .. secs("$1")),
+  sweep_mail = sweep("mail_outbox", "status <> 'due' AND done_at < now() - " .. secs("$1")),
+  sweep_audit = sweep("audit_events", "at < now() - " .. secs("$1")),
 
   -- users
-  create_user = "INSERT INTO users (email, name, active, created_by)"
-    .. " VALUES ($1::text, $2::text, $3::boolean, $4::bigint) RETURNING " .. USER,
+  create_user = "WITH u AS (INSERT INTO users (email, name, active, created_by)"
+    .. " VALUES ($1::text, $2::text, $3::boolean, $4::bigint) RETURNING " .. USER .. "), "
+    .. audit_cte("SELECT $5::bigint, 'user.created', 'user', u.id, $6::text, $7::text,"
+      .. " jsonb_build_object('email', u.email, 'name', u.name, 'active', u.active) FROM u")
+    .. " SELECT " .. columns("u", USER_FIELDS) .. ", " .. AUDIT_OUT .. " FROM u",
   user_by_id = "SELECT " .. USER .. " FROM users WHERE id = $1::bigint",
-  update_user = "UPDATE users SET"
-    .. " email = coalesce($2::text, email),"
-    .. " name = CASE WHEN $3::boolean THEN $4::text ELSE name END,"
-    .. " active = coalesce($5::boolean, active),"
+  -- as update_admin: the row locked first, so the event's old values are
+  -- the replaced ones; an event only when a field changed, naming those
+  update_user = "WITH o AS (SELECT id, email, name, active FROM users WHERE id = $1::bigint FOR UPDATE),"
+    .. " u AS (UPDATE users t SET"
+    .. " email = coalesce($2::text, t.email),"
+    .. " name = CASE WHEN $3::boolean THEN $4::text ELSE t.name END,"
+    .. " active = coalesce($5::boolean, t.active),"
     .. " updated_at = now()"
-    .. " WHERE id = $1::bigint RETURNING " .. USER,
-  delete_user = "DELETE FROM users WHERE id = $1::bigint RETURNING " .. USER,
+    .. " FROM o WHERE t.id = o.id RETURNING " .. columns("t", USER_FIELDS)
+    .. ", o.email AS old_email, o.name AS old_name, o.active AS old_active),"
+    .. " c AS (SELECT u.id, jsonb_build_object("
+    .. "'email', jsonb_build_object('old', u.old_email, 'new', u.email),"
+    .. " 'name', jsonb_build_object('old', u.old_name, 'new', u.name),"
+    .. " 'active', jsonb_build_object('old', u.old_active, 'new', u.active))"
+    .. " - array_remove(ARRAY[CASE WHEN u.email IS NOT DISTINCT FROM u.old_email THEN 'email' END,"
+    .. " CASE WHEN u.name IS NOT DISTINCT FROM u.old_name THEN 'name' END,"
+    .. " CASE WHEN u.active IS NOT DISTINCT FROM u.old_active THEN 'active' END]::text[], NULL) AS changes FROM u), "
+    .. audit_cte("SELECT $6::bigint, 'user.updated', 'user', c.id, $7::text, $8::text,"
+      .. " jsonb_build_object('changes', c.changes) FROM c WHERE c.changes <> '{}'::jsonb")
+    .. " SELECT " .. columns("u", USER_FIELDS) .. ", " .. AUDIT_OUT .. " FROM u",
+  delete_user = "WITH d AS (DELETE FROM users WHERE id = $1::bigint RETURNING " .. USER .. "), "
+    .. audit_cte("SELECT $2::bigint, 'user.deleted', 'user', d.id, $3::text, $4::text,"
+      .. " jsonb_build_object('email', d.email, 'name', d.name, 'active', d.active, 'created_by', d.created_by) FROM d")
+    .. " SELECT " .. columns("d", USER_FIELDS) .. ", " .. AUDIT_OUT .. " FROM d",
   -- GET /users: $1 cursor, $2 rows (a page and one), $3 a contains pattern
   -- (validate.contains_pattern: a backslash escapes, LIKE's default). Three
   -- statements, chosen by Store:list_users; docs/performance.md, "Searching
@@ -192,7 +368,20 @@ local SQL = {
   -- primary key walked from the cursor until the page is full.
   list_users_scan = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint AND " .. USER_MATCHES
     .. " ORDER BY id LIMIT $2::integer",
+
+  -- the audit trail: events of changes whose statements do not write their
+  -- own ($1: a JSON array of lib/audit.lua's events)
+  audit_record = AUDIT_INTO .. "SELECT e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client,"
+    .. " coalesce(e.detail, '{}'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS e(actor_id bigint, action text,"
+    .. " target_type text, target_id bigint, request_id text, client text, detail jsonb) RETURNING " .. AUDIT,
 }
+
+-- GET /audit's statements, every combination of AUDIT_FILTERS
+for m = 0, 2 ^ #AUDIT_FILTERS - 1 do
+  local mask = {}
+  for i = 1, #AUDIT_FILTERS do mask[i] = math.floor(m / 2 ^ (i - 1)) % 2 == 1 end
+  SQL[audit_list_name(mask)] = audit_list_sql(mask)
+end
 
 -- ---- errors ------------------------------------------------------------------
 
@@ -229,6 +418,31 @@ local function map_error(err)
     return http.error("conflict", MSG_CONFLICT)
   end
   error("database error: " .. describe(err), 0)
+end
+
+-- ---- the audit context ------------------------------------------------------------
+
+local ANONYMOUS = {}
+
+-- The three parameters every recording statement ends with (lib/audit.lua's
+-- context; nil: nobody, from nowhere, as in a spec that does not care).
+local function who(ctx)
+  ctx = ctx or ANONYMOUS
+  local actor, request_id, client = ctx.actor_id, ctx.request_id, ctx.client
+  if actor == nil then actor = null end
+  if request_id == nil then request_id = null end
+  if client == nil then client = null end
+  return actor, request_id, client
+end
+
+-- Takes the events a statement brought back (its `audit` column) off the
+-- row: a list, empty when there are none (or no row).
+local function take_events(row)
+  if not row then return {} end
+  local events = row.audit
+  row.audit = nil
+  if events == nil or events == null then return {} end
+  return events
 end
 
 -- ---- the store ------------------------------------------------------------------
@@ -287,8 +501,11 @@ end
 
 -- ---- admins -----------------------------------------------------------------
 
-function Store:create_admin(email, name, password_hash)
-  return self:one("create_admin", email, name, password_hash)
+-- Records admin.registered. Returns the admin, nil, the events.
+function Store:create_admin(email, name, password_hash, ctx)
+  local row, err = self:one("create_admin", email, name, password_hash, who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 function Store:find_admin(id)
@@ -329,9 +546,14 @@ function Store:password_hash(admin_id)
 end
 
 -- changes: {name=, email=, password_hash=}, each optional. A new email
--- makes the admin unconfirmed.
-function Store:update_admin(id, changes)
-  return self:one("update_admin", id, opt(changes.name), opt(changes.email), opt(changes.password_hash))
+-- makes the admin unconfirmed. Records admin.updated (name) and
+-- admin.email_changed, each when that field changed (a password change is
+-- recorded by revoke_sessions). Returns the admin (or nil), nil, the events.
+function Store:update_admin(id, changes, ctx)
+  local row, err = self:one("update_admin", id, opt(changes.name), opt(changes.email), opt(changes.password_hash),
+                            who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 -- Replaces the hash only if it is still `old_hash` (a concurrent password
@@ -346,8 +568,11 @@ function Store:reset_password(id, password_hash, email)
   return self:one("reset_password", id, password_hash, email)
 end
 
-function Store:delete_admin(id)
-  return self:one("delete_admin", id)
+-- Records admin.deleted. Returns {id} (or nil), nil, the events.
+function Store:delete_admin(id, ctx)
+  local row, err = self:one("delete_admin", id, who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 -- Up to `limit` admins with id > after, optionally only those whose email or
@@ -369,8 +594,11 @@ end
 
 -- Uses a confirmation token: the confirmed admin, or nil when the token is
 -- unknown, used, expired, or for an address the admin no longer has.
-function Store:confirm_admin(token_hash)
-  return self:one("confirm_admin", token_hash)
+-- Records admin.confirmed; the third result is the events.
+function Store:confirm_admin(token_hash, ctx)
+  local row, err = self:one("confirm_admin", token_hash, who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 -- {admin_id, email, name} of a usable reset token, without using it.
@@ -385,11 +613,14 @@ end
 
 -- ---- sessions -----------------------------------------------------------------
 
--- A new session; returns its id.
-function Store:create_session(admin_id, refresh_jti, ttl)
-  local row, err = self:one("create_session", admin_id, refresh_jti, ttl)
+-- A new session (a login), recorded as admin.login (`rehashed`: the
+-- password's hash was renewed at this login); returns its id, nil, the events.
+function Store:create_session(admin_id, refresh_jti, ttl, ctx, rehashed)
+  local actor, request_id, client = who(ctx)
+  local row, err = self:one("create_session", admin_id, refresh_jti, ttl, actor, request_id, client, rehashed == true)
   if err then return nil, err end
-  return tostring(row.id)
+  local events = take_events(row)
+  return tostring(row.id), nil, events
 end
 
 -- The admin of a live session (the access check), or nil. With `user_id`
@@ -412,25 +643,36 @@ function Store:session_admin(sid, admin_id, user_id)
 end
 
 -- Moves a live session from refresh token `old_jti` to `new_jti` and extends
--- it by `ttl`, never past `max_age` from its login: the admin and the
--- seconds the session has left, or nil when the session is not live or
--- `old_jti` is not its current token (reuse).
-function Store:rotate_session(sid, admin_id, old_jti, new_jti, ttl, max_age)
-  local row, err = self:one("rotate_session", sid, admin_id, old_jti, new_jti, ttl, max_age)
+-- it by `ttl`, never past `max_age` from its login, recorded as
+-- admin.refreshed: the admin, nil, the seconds the session has left, the
+-- events; or nil when the session is not live or `old_jti` is not its
+-- current token (reuse).
+function Store:rotate_session(sid, admin_id, old_jti, new_jti, ttl, max_age, ctx)
+  local row, err = self:one("rotate_session", sid, admin_id, old_jti, new_jti, ttl, max_age, who(ctx))
   if not row then return nil, err end
   local left = row.ttl
   row.ttl = nil
-  return row, nil, left
+  return row, nil, left, take_events(row)
 end
 
--- Revokes one session: its id when it was live, else nil.
-function Store:revoke_session(sid)
-  return self:one("revoke_session", sid)
+-- Revokes one session: {id} when it was live, else nil; recorded as
+-- `action` (admin.logout, admin.refresh_reuse) when given. The third result
+-- is the events.
+function Store:revoke_session(sid, action, ctx)
+  local row, err = self:one("revoke_session", sid, opt(action), who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
--- Revokes every live session of an admin, but `except_sid` when given.
-function Store:revoke_sessions(admin_id, except_sid)
-  return self:run("revoke_sessions", admin_id, opt(except_sid))
+-- Revokes every live session of an admin, but `except_sid` when given;
+-- recorded as `action` (admin.logout_all, admin.password_changed,
+-- admin.password_reset) when given, with the number of sessions ended.
+-- Returns {ended = n}, nil, the events.
+function Store:revoke_sessions(admin_id, except_sid, action, ctx)
+  local actor, request_id, client = who(ctx)
+  local row, err = self:one("revoke_sessions", admin_id, opt(except_sid), opt(action), actor, request_id, client)
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 -- ---- rate limits -------------------------------------------------------------
@@ -442,6 +684,16 @@ function Store:rate_hit(kind, key, window)
   return row.count, row.retry_after
 end
 
+-- Counts a login attempt for `email` (rate_hit's login_failure) and, over
+-- `limit`, records it on the window's admin.login_failed event: count,
+-- retry_after, the events written (the window's first refused attempt
+-- only).
+function Store:login_hit(kind, email, window, limit, ctx)
+  local row, err = self:one("login_hit", kind, email, window, limit, who(ctx))
+  if err then return nil, err end
+  return row.count, row.retry_after, take_events(row)
+end
+
 function Store:rate_clear(kind, key)
   return self:run("rate_clear", kind, key)
 end
@@ -451,19 +703,64 @@ function Store:rate_take_back(kind, key)
   return self:run("rate_take_back", kind, key)
 end
 
--- The mail_request statement (above): count, retry_after, and the admin
--- {id, email, name} when a token was stored, else nil.
-function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit)
-  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit)
+-- The mail_request statement (above): count, retry_after.
+function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
+  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
   if not row then return nil, err end
-  local admin = row.id ~= nil and row.id ~= null and {id = row.id, email = row.email, name = row.name} or nil
-  return row.count, row.retry_after, admin
+  return row.count, row.retry_after
+end
+
+-- ---- the mail outbox -------------------------------------------------------------
+
+function Store:queue_mail(kind, to, name, token, ttl)
+  local ok, err = self:run("queue_mail", kind, to, name, token, ttl)
+  if not ok then return nil, err end
+  return true
+end
+
+-- The oldest due mail, leased for `lease` seconds, or nil (none due), or
+-- nil and an error response.
+function Store:claim_mail(lease)
+  return self:one("claim_mail", lease)
+end
+
+function Store:mail_sent(id)
+  return self:run("mail_sent", id)
+end
+
+function Store:mail_retry(id, delay, error_text)
+  return self:run("mail_retry", id, delay, error_text)
+end
+
+function Store:mail_failed(id, error_text)
+  return self:run("mail_failed", id, error_text)
+end
+
+function Store:outbox_stats()
+  return self:one("outbox_stats")
+end
+
+-- ---- retention -------------------------------------------------------------------
+
+-- One batch of the sweep of `what` (sessions, tokens, rate_limits, mail, audit)
+-- in transaction `tx`, under the advisory lock `lock_key`: rows deleted, or
+-- false when another process holds the lock, or nil and an error response.
+function Store:sweep(what, lock_key, retention, batch)
+  local row, err = self:one("sweep_lock", lock_key)
+  if not row then return nil, err end
+  if not row.locked then return false end
+  row, err = self:one("sweep_" .. what, retention, batch)
+  if not row then return nil, err end
+  return row.deleted
 end
 
 -- ---- users ----------------------------------------------------------------------
 
-function Store:create_user(email, name, active, created_by)
-  return self:one("create_user", email, opt(name), active, created_by)
+-- Records user.created. Returns the user, nil, the events.
+function Store:create_user(email, name, active, created_by, ctx)
+  local row, err = self:one("create_user", email, opt(name), active, created_by, who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 function Store:find_user(id)
@@ -471,13 +768,21 @@ function Store:find_user(id)
 end
 
 -- changes: {email=, name= (null clears), active=}; absent keys stay.
-function Store:update_user(id, changes)
+-- Records user.updated with the old and new value of each field that
+-- changed (none changed: no event). Returns the user (or nil), nil, the events.
+function Store:update_user(id, changes, ctx)
   local set_name = changes.name ~= nil
-  return self:one("update_user", id, opt(changes.email), set_name, opt(changes.name), opt(changes.active))
+  local row, err = self:one("update_user", id, opt(changes.email), set_name, opt(changes.name), opt(changes.active),
+                            who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
-function Store:delete_user(id)
-  return self:one("delete_user", id)
+-- Records user.deleted. Returns the deleted user (or nil), nil, the events.
+function Store:delete_user(id, ctx)
+  local row, err = self:one("delete_user", id, who(ctx))
+  if not row then return nil, err end
+  return row, nil, take_events(row)
 end
 
 -- A page of users past `after`; `pattern` (validate.contains_pattern), when
@@ -488,6 +793,36 @@ function Store:list_users(after, limit, pattern)
   after, limit = after or "0", tostring(limit)
   if not pattern then return self:run("list_users", after, limit) end
   return self:run(find(pattern, "%w%w%w") and "list_users_search" or "list_users_scan", after, limit, pattern)
+end
+
+-- ---- the audit trail -------------------------------------------------------------
+
+-- Writes `events` (lib/audit.lua's audit.event) for changes whose own
+-- statements do not: the rows written (the events to log), or nil and an
+-- error response.
+function Store:record(events)
+  if #events == 0 then return {} end
+  local rows, err = self:run("audit_record", cjson.encode(events))
+  if not rows then return nil, err end
+  return rows
+end
+
+-- A page of events, newest first: id below `before` (a decimal string; nil
+-- for the first page), at most `limit`, with filters = {actor=, action=,
+-- target_type=, target_id=, since=, until=}, each optional.
+function Store:list_audit(before, limit, filters)
+  local mask, args = {}, {}
+  for i, f in ipairs(AUDIT_FILTERS) do
+    local name = f[1]
+    if name == "target" then
+      mask[i] = filters.target_type ~= nil
+      if mask[i] then args[#args + 1] = filters.target_type; args[#args + 1] = filters.target_id end
+    else
+      mask[i] = filters[name] ~= nil
+      if mask[i] then args[#args + 1] = filters[name] end
+    end
+  end
+  return self:run(audit_list_name(mask), before or "9223372036854775807", tostring(limit), unpack(args))
 end
 
 -- ---- module -------------------------------------------------------------------

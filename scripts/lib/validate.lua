@@ -6,8 +6,8 @@
 local cjson = require "cjson.safe"
 
 local type, ipairs, tonumber = type, ipairs, tonumber
-local byte, find, match, gmatch, gsub, lower, format =
-  string.byte, string.find, string.match, string.gmatch, string.gsub, string.lower, string.format
+local byte, find, match, gmatch, gsub, lower, format, sub =
+  string.byte, string.find, string.match, string.gmatch, string.gsub, string.lower, string.format, string.sub
 local floor = math.floor
 local null = cjson.null
 
@@ -45,6 +45,9 @@ local MSG = {
   id = "must be a positive whole number that fits in 64 bits",
   limit = format("must be a whole number from %d to %d", LIMIT_MIN, LIMIT_MAX),
   flag = "must be true or false",
+  timestamp = "must be an RFC 3339 date and time, such as 2026-12-01T13:45:00Z",
+  target = "must be user:<id> or admin:<id>",
+  action = "is not an audit action (the enum of this parameter in /openapi.json lists them)",
 }
 validate.MESSAGES = MSG
 
@@ -207,6 +210,40 @@ function validate.flag(v)
   return nil, MSG.flag
 end
 
+-- An RFC 3339 date and time (2026-12-01T13:45:00Z, 2026-12-01T14:45:00.5+01:00):
+-- the string as the database reads it, or nil and a message. Every field is
+-- range-checked here (a 30 February must be a 422, not a database error). A
+-- space before the offset reads as '+' (an unencoded + in a query string).
+local DAYS_IN_MONTH = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+function validate.timestamp(v)
+  if type(v) ~= "string" or #v > 40 then return nil, MSG.timestamp end
+  local y, mo, d, h, mi, sec, frac, zone =
+    match(v, "^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y or frac == "." then return nil, MSG.timestamp end
+  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+  local days = mo >= 1 and mo <= 12 and (mo == 2 and leap and 29 or DAYS_IN_MONTH[mo])
+  if y < 1 or not days or d < 1 or d > days or h > 23 or mi > 59 or sec > 60 then return nil, MSG.timestamp end
+  if zone ~= "Z" and zone ~= "z" then
+    local sign, zh, zm = match(zone, "^([+ -])(%d%d):(%d%d)$")
+    if not sign or tonumber(zh) > 23 or tonumber(zm) > 59 then return nil, MSG.timestamp end
+    if sign == " " then v = sub(v, 1, #v - 6) .. "+" .. sub(v, #v - 4) end
+  end
+  return v
+end
+
+-- ?target= of GET /audit: "user:12" or "admin:3" -> type, id string; or nil
+-- and a message.
+function validate.audit_target(v)
+  if type(v) ~= "string" then return nil, MSG.target end
+  local kind, raw = match(v, "^(%l+):(%d+)$")
+  if kind ~= "user" and kind ~= "admin" then return nil, MSG.target end
+  local id = validate.id(raw)
+  if not id then return nil, MSG.target end
+  return kind, id
+end
+
 -- ---- body checkers ------------------------------------------------------------
 
 -- rules: list of {name, rule, required = bool, nullable = bool}. A JSON null
@@ -335,6 +372,36 @@ function validate.user_update(body)
     {"name", validate.user_name, nullable = true},
     {"active", validate.boolean},
   }))
+end
+
+-- GET /audit's filters: ?actor= (admin id), ?action= (one of `actions`, a
+-- set), ?target= (user:<id>, admin:<id>), ?since=, ?until= (RFC 3339), each
+-- optional. Returns {actor=, action=, target_type=, target_id=, since=,
+-- until=}, or nil and a `fields` table for a 422.
+function validate.audit_filters(query, actions)
+  local out, fields = {}, nil
+  local function bad(name, msg)
+    fields = fields or {}
+    fields[name] = msg
+  end
+  if query.actor ~= nil then
+    out.actor = validate.id(query.actor)
+    if not out.actor then bad("actor", MSG.id) end
+  end
+  if query.action ~= nil then
+    if actions[query.action] then out.action = query.action else bad("action", MSG.action) end
+  end
+  if query.target ~= nil then
+    local kind, id = validate.audit_target(query.target)
+    if kind then out.target_type, out.target_id = kind, id else bad("target", id) end
+  end
+  for _, name in ipairs({"since", "until"}) do
+    if query[name] ~= nil then
+      local t, msg = validate.timestamp(query[name])
+      if t then out[name] = t else bad(name, msg) end
+    end
+  end
+  return result(out, fields)
 end
 
 -- For LIKE/ILIKE: the text matched literally, inside %...%.

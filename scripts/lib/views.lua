@@ -41,6 +41,22 @@ function views.user(row)
   }
 end
 
+-- Event = {id, at, actor_id, action, target_type, target_id, request_id,
+-- client, detail}; detail is an object (the database keeps one per event).
+function views.audit_event(row)
+  return {
+    id = row.id,
+    at = timestamp(row.at),
+    actor_id = row.actor_id,
+    action = row.action,
+    target_type = row.target_type,
+    target_id = row.target_id,
+    request_id = row.request_id,
+    client = row.client,
+    detail = row.detail,
+  }
+end
+
 -- A JSON array (even when empty) of view(row) for the first `n` rows.
 function views.list(rows, view, n)
   local out = json.array({})

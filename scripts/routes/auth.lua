@@ -9,12 +9,13 @@ local store = require "lib.store"
 local validate = require "lib.validate"
 local views = require "lib.views"
 local auth = require "lib.auth"
+local audit = require "lib.audit"
 local limits = require "lib.limits"
 local mails = require "lib.mails"
 local page = require "lib.page"
 local pages = require "lib.pages"
 
-local type, error, tostring = type, error, tostring
+local type, error, tostring, ipairs = type, error, tostring, ipairs
 
 local MSG = {
   confirmed_title = "Email address confirmed",
@@ -58,25 +59,21 @@ local function verify_password(hash, pw)
   return ok
 end
 
--- Creates a one-time token of `kind` for the admin (in store or transaction
--- `s`): the raw token (to mail), or nil and an error response.
-local function issue_token(s, kind, admin, ttl)
+-- Makes a one-time link of `kind` for the admin and queues its mail, in
+-- transaction `tx`, unless the address had its share of mails: the mail
+-- limit counts every mail, but a registration or an email change is never
+-- refused for it (the admin can ask again later). true, or nil and an
+-- error response.
+local function issue_link(tx, kind, admin, ttl)
   local token, token_hash = mails.new_token()
-  local ok, err = s:create_token(kind, token_hash, validate.id(admin.id), admin.email, ttl)
+  local ok, err = tx:create_token(kind, token_hash, validate.id(admin.id), admin.email, ttl)
   if not ok then return nil, err end
-  return token
-end
-
--- Sends the link of `kind` unless the address had its share of mails: the
--- mail limit counts every mail, but a registration or an email change is
--- never refused for it (the admin can ask again later).
-local function send_link(kind, admin, token, ttl)
-  local allowed = limits.mail(kind, admin.email)
+  local allowed = limits.mail(kind, admin.email, tx)
   if not allowed then
     log.warn("mail not sent: rate limited", {kind = kind, admin_id = admin.id})
-    return
+    return true
   end
-  mails.send(kind, admin.email, admin.name, token, ttl)
+  return mails.queue(tx, kind, admin, token, ttl)
 end
 
 local function validation_failed(fields)
@@ -109,18 +106,19 @@ local function register(req)
   local hash
   hash, err = hash_password(input.password)
   if not hash then return err end
-  local token
+  local events
   local admin
   admin, err = store:transaction(function(tx)
-    local a, e = tx:create_admin(input.email, input.name, hash)
+    local a, e
+    a, e, events = tx:create_admin(input.email, input.name, hash, audit.context(req))
     if not a then return nil, e end
-    token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
-    if not token then return nil, e end
+    ok, e = issue_link(tx, "confirm", a, config.confirm_ttl)
+    if not ok then return nil, e end
     return a
   end)
   if not admin then return err end
+  audit.log(events)
   log.info("admin registered", {admin_id = admin.id})
-  send_link("confirm", admin, token, config.confirm_ttl)
   return http.created({admin = views.admin(admin)})
 end
 
@@ -143,9 +141,10 @@ local function confirm(req)
   if req.method == "HEAD" then return http.ok() end
   local token = validate.token(req.query.token)
   if not token then return confirm_reply(req, http.error("invalid_token")) end
-  local admin, err = store:confirm_admin(crypto.sha256(token))
+  local admin, err, events = store:confirm_admin(crypto.sha256(token), audit.context(req))
   if err then return confirm_reply(req, err) end
   if not admin then return confirm_reply(req, http.error("invalid_token")) end
+  audit.log(events)
   log.info("admin confirmed", {admin_id = admin.id})
   return confirm_reply(req, nil, admin)
 end
@@ -153,8 +152,8 @@ end
 -- Answers a request for a link of `kind` mailed to an address: 202 whether
 -- or not the address is an admin's (for a confirmation: an unconfirmed one),
 -- after the same work either way (a token made, one statement that counts
--- the request and stores the token only for an admin: lib/store.lua,
--- mail_request), so neither the answer nor its time tells which addresses
+-- the request and, only for an admin, stores the token and queues its mail:
+-- lib/store.lua, mail_request), so neither the answer nor its time tells which addresses
 -- exist. 429 past the mail limit.
 local function mail_link_to_address(req, kind, ttl)
   local body, err = http.read_json(req)
@@ -162,12 +161,11 @@ local function mail_link_to_address(req, kind, ttl)
   local input, fields = validate.email_request(body)
   if not input then return validation_failed(fields) end
   local token, token_hash = mails.new_token()
-  local count, retry_after, admin = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
-                                                      kind, token_hash, ttl, config.mail_rate_limit)
+  local count, retry_after = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
+                                               kind, token_hash, ttl, config.mail_rate_limit, token)
   if not count then return retry_after end -- the store's error response
   local ok, limited = limits.mail_counted(count, retry_after)
   if not ok then return limited end
-  if admin then mails.send(kind, admin.email, admin.name, token, ttl) end
   return http.accepted()
 end
 
@@ -178,6 +176,17 @@ end
 
 -- ---- login and sessions --------------------------------------------------------
 
+-- Records a failed proof of the password of `email` (a login, a
+-- current_password) as admin.login_failed; `admin_id` nil for an unknown
+-- email. Answers `response`, or the store's error when it cannot record.
+local function login_failed(ctx, email, admin_id, reason, response)
+  local events, err = store:record({audit.event(ctx, "admin.login_failed", "admin", admin_id,
+                                               {email = email, reason = reason})})
+  if not events then return err end
+  audit.log(events)
+  return response
+end
+
 -- POST /auth/login {email, password} -> 200 Tokens
 local function login(req)
   local body, err = http.read_json(req)
@@ -187,8 +196,9 @@ local function login(req)
   local ok
   ok, err = limits.client_hash(req)
   if not ok then return err end
+  local ctx = audit.context(req)
   -- counted as a failure before the work; settled below
-  ok, err = limits.login_attempt(input.email)
+  ok, err = limits.login_attempt(input.email, ctx)
   if not ok then return err end
 
   local found
@@ -198,21 +208,26 @@ local function login(req)
   local verified
   verified, err = verify_password(found and found.password_hash, input.password)
   if verified == nil then return settle_attempt(input.email, err) end
-  if not verified then return http.unauthorized("invalid_credentials") end
+  if not verified then
+    return login_failed(ctx, input.email, found and validate.id(found.admin.id),
+                        found and "wrong_password" or "unknown_email", http.unauthorized("invalid_credentials"))
+  end
   local admin = found.admin
   if not admin.confirmed then return settle_attempt(input.email, http.error("account_not_confirmed")) end
 
   ok, err = limits.login_succeeded(input.email)
   if not ok then return err end
+  local renewed = false
   if password.needs_rehash(found.password_hash) then
     local rehashed = password.hash(input.password)
     if rehashed then
       local _, rerr = store:rehash_password(validate.id(admin.id), found.password_hash, rehashed)
       if rerr then log.warn("password rehash not saved", {admin_id = admin.id}) end
+      renewed = rerr == nil
     end
   end
   local tokens
-  tokens, err = auth.start_session(admin)
+  tokens, err = auth.start_session(admin, audit.as(ctx, validate.id(admin.id)), renewed)
   if not tokens then return err end
   log.info("admin logged in", {admin_id = admin.id})
   return http.ok(tokens)
@@ -234,7 +249,7 @@ local function refresh(req)
     end
   end
   token = token or http.bearer_token(req)
-  local tokens, err = auth.refresh(token)
+  local tokens, err = auth.refresh(token, audit.context(req))
   if not tokens then return err end
   return http.ok(tokens)
 end
@@ -243,7 +258,7 @@ end
 local function logout(req)
   local all, msg = validate.flag(req.query.all)
   if all == nil then return http.error("bad_request", "all " .. msg) end
-  local ok, err = auth.logout(req.auth, all)
+  local ok, err = auth.logout(req.auth, all, audit.context(req))
   if not ok then return err end
   log.info("admin logged out", {admin_id = req.auth.admin_id, all = all})
   return http.no_content()
@@ -292,7 +307,7 @@ local function reset_password(req)
   local hash
   hash, err = hash_password(input.password)
   if not hash then return err end
-  local used
+  local used, events
   used, err = store:transaction(function(tx)
     local t, e = tx:use_reset_token(token_hash)
     if e then return nil, e end
@@ -301,7 +316,8 @@ local function reset_password(req)
     local done
     done, e = tx:reset_password(admin_id, hash, t.email)
     if not done then return nil, e or http.error("invalid_token") end
-    done, e = tx:revoke_sessions(admin_id)
+    -- the link proves the address, not who holds it: no actor
+    done, e, events = tx:revoke_sessions(admin_id, nil, "admin.password_reset", audit.context(req, false))
     if not done then return nil, e end
     done, e = tx:drop_unused_tokens(admin_id, "reset")
     if not done then return nil, e end
@@ -311,6 +327,7 @@ local function reset_password(req)
   end)
   if err then return err end
   if not used then return http.error("invalid_token") end
+  audit.log(events)
   log.info("password reset", {admin_id = used.admin_id})
   return http.no_content()
 end
@@ -325,9 +342,10 @@ end
 -- Checks current_password (a change of email or password, the deletion of
 -- the account): true, or nil and `wrong` when it is not the password, or
 -- another error response. Attempts count as failed logins, counted first (a
--- stolen access token must not become a password oracle).
-local function check_current_password(current, given, wrong)
-  local ok, err = limits.login_attempt(current.email)
+-- stolen access token must not become a password oracle), and a wrong one
+-- is recorded as one (`ctx`: the request's audit context).
+local function check_current_password(current, given, wrong, ctx)
+  local ok, err = limits.login_attempt(current.email, ctx)
   if not ok then return nil, err end
   local hash
   hash, err = store:password_hash(validate.id(current.id))
@@ -336,7 +354,9 @@ local function check_current_password(current, given, wrong)
   local verified
   verified, err = verify_password(hash, given)
   if verified == nil then return nil, settle_attempt(current.email, err) end
-  if not verified then return nil, wrong end
+  if not verified then
+    return nil, login_failed(ctx, current.email, validate.id(current.id), "wrong_current_password", wrong)
+  end
   err = settle_attempt(current.email, nil)
   if err then return nil, err end
   return true
@@ -349,10 +369,11 @@ local function update_me(req)
   local current = req.auth.admin
   local input, fields = validate.admin_update(body, current)
   if not input then return validation_failed(fields) end
+  local ctx = audit.context(req)
   if input.email or input.password then
     local ok
     ok, err = check_current_password(current, input.current_password,
-                                     validation_failed({current_password = MSG.password_wrong}))
+                                     validation_failed({current_password = MSG.password_wrong}), ctx)
     if not ok then return err end
   end
   local changes = {name = input.name, email = input.email}
@@ -364,16 +385,18 @@ local function update_me(req)
     return http.ok({admin = views.admin(current)})
   end
 
-  local token
   local admin
+  local events = {}
   admin, err = store:transaction(function(tx)
     local id = req.auth.admin_id
-    local a, e = tx:update_admin(id, changes)
+    local a, e, recorded = tx:update_admin(id, changes, ctx)
     if not a then return nil, e or http.error("not_found", MSG.not_found) end
+    events = recorded
     local ok
     if changes.password_hash then
-      ok, e = tx:revoke_sessions(id, req.auth.sid)
+      ok, e, recorded = tx:revoke_sessions(id, req.auth.sid, "admin.password_changed", ctx)
       if not ok then return nil, e end
+      for _, event in ipairs(recorded) do events[#events + 1] = event end
       -- a reset link mailed before the change must not undo it
       ok, e = tx:drop_unused_tokens(id, "reset")
       if not ok then return nil, e end
@@ -381,13 +404,13 @@ local function update_me(req)
     if changes.email then
       ok, e = tx:drop_unused_tokens(id, nil)
       if not ok then return nil, e end
-      token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
-      if not token then return nil, e end
+      ok, e = issue_link(tx, "confirm", a, config.confirm_ttl)
+      if not ok then return nil, e end
     end
     return a
   end)
   if not admin then return err end
-  if token then send_link("confirm", admin, token, config.confirm_ttl) end
+  audit.log(events)
   log.info("admin updated", {admin_id = admin.id, email_changed = changes.email ~= nil,
                              password_changed = changes.password_hash ~= nil})
   return http.ok({admin = views.admin(admin)})
@@ -403,11 +426,14 @@ local function delete_me(req)
   local input, fields = validate.current_password(body)
   if not input then return validation_failed(fields) end
   local ok
-  ok, err = check_current_password(req.auth.admin, input.current_password, http.unauthorized("invalid_credentials"))
+  local ctx = audit.context(req)
+  ok, err = check_current_password(req.auth.admin, input.current_password, http.unauthorized("invalid_credentials"),
+                                   ctx)
   if not ok then return err end
-  local deleted
-  deleted, err = store:delete_admin(req.auth.admin_id)
+  local deleted, events
+  deleted, err, events = store:delete_admin(req.auth.admin_id, ctx)
   if err then return err end
+  audit.log(events)
   if deleted then log.info("admin deleted", {admin_id = req.auth.admin_id}) end
   return http.no_content()
 end

@@ -3,6 +3,7 @@
 -- access token; created_by is the admin who created the user.
 local log = require "host.log"
 local auth = require "lib.auth"
+local audit = require "lib.audit"
 local http = require "lib.http"
 local store = require "lib.store"
 local validate = require "lib.validate"
@@ -56,9 +57,10 @@ local function create(req)
   if not body then return err end
   local input, fields = validate.user_create(body)
   if not input then return validation_failed(fields) end
-  local user
-  user, err = store:create_user(input.email, input.name, input.active, req.auth.admin_id)
+  local user, events
+  user, err, events = store:create_user(input.email, input.name, input.active, req.auth.admin_id, audit.context(req))
   if not user then return err end
+  audit.log(events)
   log.info("user created", {user_id = user.id, admin_id = req.auth.admin_id})
   return http.created(user_reply(user), {Location = "/users/" .. validate.id(user.id)})
 end
@@ -88,13 +90,14 @@ local function update(req, params)
   if not body then return err end
   local changes, fields = validate.user_update(body)
   if not changes then return validation_failed(fields) end
-  local user
+  local user, events
   if next(changes) == nil then
     user, err = store:find_user(id)
   else
-    user, err = store:update_user(id, changes)
+    user, err, events = store:update_user(id, changes, audit.context(req))
   end
   if err then return err end
+  audit.log(events)
   if not user then return http.error("not_found", MSG.not_found) end
   return http.ok(user_reply(user))
 end
@@ -103,9 +106,10 @@ end
 local function delete(req, params)
   local id, err = user_id(req, params)
   if not id then return err end
-  local user
-  user, err = store:delete_user(id)
+  local user, events
+  user, err, events = store:delete_user(id, audit.context(req))
   if err then return err end
+  audit.log(events)
   if not user then return http.error("not_found", MSG.not_found) end
   log.info("user deleted", {user_id = user.id, admin_id = req.auth.admin_id})
   return http.ok(user_reply(user))

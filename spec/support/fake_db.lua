@@ -16,7 +16,8 @@
 --   fake:not_ready(err?)           db.ready() answers nil, err
 --   fake.calls                     {name, args} of every statement run
 --   fake.state                     the tables: admins, users, sessions,
---                                  tokens, rates (rows with numeric times)
+--                                  tokens, rates, audit (rows with numeric
+--                                  times)
 local cjson = require "cjson.safe"
 
 local null = cjson.null
@@ -76,8 +77,8 @@ function FakeDB.new(clock)
 end
 
 function FakeDB:reset()
-  self.state = {admins = {}, users = {}, sessions = {}, tokens = {}, rates = {},
-                seq = {admins = 0, users = 0, sessions = 0, tokens = 0}}
+  self.state = {admins = {}, users = {}, sessions = {}, tokens = {}, rates = {}, audit = {}, outbox = {},
+                seq = {admins = 0, users = 0, sessions = 0, tokens = 0, audit = 0, outbox = 0}}
   self.calls = {}
 end
 
@@ -209,12 +210,37 @@ local function live_session(self, s)
   return s and s.revoked_at == nil and s.expires_at > self:now()
 end
 
+-- ---- the audit trail ----------------------------------------------------------
+
+local function event_out(e)
+  return {id = e.id, at = ts(e.at), actor_id = nullable(e.actor_id), action = e.action,
+          target_type = nullable(e.target_type), target_id = nullable(e.target_id),
+          request_id = nullable(e.request_id), client = nullable(e.client), detail = deep_copy(e.detail)}
+end
+
+-- Appends an event; returns it as the statements' `audit` column holds it.
+local function record(self, st, actor, action, target_type, target_id, request_id, client, detail)
+  st.seq.audit = st.seq.audit + 1
+  local e = {id = st.seq.audit, at = self:now(), actor_id = not is_null(actor) and tonumber(actor) or nil,
+             action = action, target_type = target_type, target_id = not is_null(target_id) and tonumber(target_id) or nil,
+             request_id = not is_null(request_id) and request_id or nil, client = not is_null(client) and client or nil,
+             detail = detail or {}}
+  st.audit[#st.audit + 1] = e
+  return event_out(e)
+end
+
+-- The `audit` column: the events of the statement, or null.
+local function events_column(list)
+  if #list == 0 then return null end
+  return list
+end
+
 -- ---- statements, by the names of lib/store.lua ------------------------------
 
 local S = {}
 FakeDB.statements = S
 
-function S.create_admin(self, st, email, name, hash)
+function S.create_admin(self, st, email, name, hash, actor, request_id, client)
   email = lower(email)
   if email_taken(st.admins, email) then return unique_violation("admins_email_key") end
   if name_taken(st.admins, name) then return unique_violation("admins_name_key") end
@@ -222,7 +248,10 @@ function S.create_admin(self, st, email, name, hash)
   local a = {id = st.seq.admins, email = email, name = name, password_hash = hash, confirmed = false,
              created_at = self:now(), updated_at = self:now()}
   st.admins[#st.admins + 1] = a
-  return rows({admin_out(a)})
+  local row = admin_out(a)
+  row.audit = {record(self, st, actor, "admin.registered", "admin", a.id, request_id, client,
+                      {email = a.email, name = a.name})}
+  return rows({row})
 end
 
 function S.admin_by_id(_, st, id)
@@ -247,11 +276,12 @@ function S.admin_password_hash(_, st, id)
   return rows({a and {password_hash = a.password_hash}})
 end
 
-function S.update_admin(self, st, id, name, email, hash)
+function S.update_admin(self, st, id, name, email, hash, actor, request_id, client)
   local a = find_by(st.admins, "id", tonumber(id))
   if not a then return rows({}) end
   if not is_null(email) and email_taken(st.admins, email, a.id) then return unique_violation("admins_email_key") end
   if not is_null(name) and name_taken(st.admins, name, a.id) then return unique_violation("admins_name_key") end
+  local old_name, old_email = a.name, a.email
   if not is_null(name) then a.name = name end
   if not is_null(email) then
     if lower(email) ~= a.email then a.confirmed = false end
@@ -259,7 +289,18 @@ function S.update_admin(self, st, id, name, email, hash)
   end
   if not is_null(hash) then a.password_hash = hash end
   a.updated_at = self:now()
-  return rows({admin_out(a)})
+  local events = {}
+  if a.name ~= old_name then
+    events[#events + 1] = record(self, st, actor, "admin.updated", "admin", a.id, request_id, client,
+                                 {changes = {name = {old = old_name, new = a.name}}})
+  end
+  if a.email ~= old_email then
+    events[#events + 1] = record(self, st, actor, "admin.email_changed", "admin", a.id, request_id, client,
+                                 {changes = {email = {old = old_email, new = a.email}}})
+  end
+  local row = admin_out(a)
+  row.audit = events_column(events)
+  return rows({row})
 end
 
 function S.rehash_password(_, st, id, old, new)
@@ -280,10 +321,12 @@ function S.reset_password(self, st, id, hash, email)
   return rows({{id = a.id}})
 end
 
-function S.delete_admin(_, st, id)
+function S.delete_admin(self, st, id, actor, request_id, client)
   id = tonumber(id)
   local a, i = find_by(st.admins, "id", id)
   if not a then return rows({}) end
+  local event = record(self, st, actor, "admin.deleted", "admin", id, request_id, client,
+                       {email = a.email, name = a.name})
   table.remove(st.admins, i)
   local keep = {}
   for _, s in ipairs(st.sessions) do if s.admin_id ~= id then keep[#keep + 1] = s end end
@@ -292,7 +335,7 @@ function S.delete_admin(_, st, id)
   for _, t in ipairs(st.tokens) do if t.admin_id ~= id then keep[#keep + 1] = t end end
   st.tokens = keep
   for _, u in ipairs(st.users) do if u.created_by == id then u.created_by = nil end end
-  return rows({{id = id}})
+  return rows({{id = id, audit = {event}}})
 end
 
 function S.list_admins(_, st, after, limit, pattern)
@@ -328,7 +371,7 @@ local function usable_token(self, st, hash, kind)
   if t and t.kind == kind and t.used_at == nil and t.expires_at > self:now() then return t end
 end
 
-function S.confirm_admin(self, st, hash)
+function S.confirm_admin(self, st, hash, actor, request_id, client)
   local t = usable_token(self, st, hash, "confirm")
   if not t then return rows({}) end
   t.used_at = self:now()
@@ -336,7 +379,9 @@ function S.confirm_admin(self, st, hash)
   if not a or a.email ~= t.email then return rows({}) end
   if not a.confirmed then a.updated_at = self:now() end
   a.confirmed = true
-  return rows({admin_out(a)})
+  local row = admin_out(a)
+  row.audit = {record(self, st, actor, "admin.confirmed", "admin", a.id, request_id, client, {email = a.email})}
+  return rows({row})
 end
 
 function S.peek_reset_token(self, st, hash)
@@ -353,7 +398,7 @@ function S.use_reset_token(self, st, hash)
   return rows({{admin_id = t.admin_id, email = t.email}})
 end
 
-function S.create_session(self, st, admin_id, jti, ttl)
+function S.create_session(self, st, admin_id, jti, ttl, actor, request_id, client, rehashed)
   if not find_by(st.admins, "id", tonumber(admin_id)) then
     return nil, {code = "query", sqlstate = "23503", constraint = "sessions_admin_id_fkey", message = "foreign key violation"}
   end
@@ -361,7 +406,9 @@ function S.create_session(self, st, admin_id, jti, ttl)
   local s = {id = st.seq.sessions, admin_id = tonumber(admin_id), refresh_jti = jti, created_at = self:now(),
              last_used_at = self:now(), expires_at = self:now() + ttl}
   st.sessions[#st.sessions + 1] = s
-  return rows({{id = s.id}})
+  local event = record(self, st, actor, "admin.login", "admin", s.admin_id, request_id, client,
+                       {session_id = s.id, rehashed = rehashed == true or nil})
+  return rows({{id = s.id, audit = {event}}})
 end
 
 function S.session_admin(self, st, sid, admin_id)
@@ -371,7 +418,7 @@ function S.session_admin(self, st, sid, admin_id)
   return rows({a and admin_out(a)})
 end
 
-function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age)
+function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age, actor, request_id, client)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) or s.refresh_jti ~= old then
     return rows({})
@@ -382,17 +429,22 @@ function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age)
   if not a then return rows({}) end
   local row = admin_out(a)
   row.ttl = ceil(s.expires_at - self:now())
+  row.audit = {record(self, st, actor, "admin.refreshed", "admin", a.id, request_id, client, {session_id = s.id})}
   return rows({row})
 end
 
-function S.revoke_session(self, st, sid)
+function S.revoke_session(self, st, sid, action, actor, request_id, client)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not s or s.revoked_at ~= nil then return rows({}) end
   s.revoked_at = self:now()
-  return rows({{id = s.id}})
+  local events = {}
+  if not is_null(action) then
+    events[1] = record(self, st, actor, action, "admin", s.admin_id, request_id, client, {session_id = s.id})
+  end
+  return rows({{id = s.id, audit = events_column(events)}})
 end
 
-function S.revoke_sessions(self, st, admin_id, except)
+function S.revoke_sessions(self, st, admin_id, except, action, actor, request_id, client)
   local n = 0
   for _, s in ipairs(st.sessions) do
     if s.admin_id == tonumber(admin_id) and s.revoked_at == nil and (is_null(except) or s.id ~= tonumber(except)) then
@@ -400,7 +452,11 @@ function S.revoke_sessions(self, st, admin_id, except)
       n = n + 1
     end
   end
-  return rows({}, n)
+  local events = {}
+  if not is_null(action) then
+    events[1] = record(self, st, actor, action, "admin", admin_id, request_id, client, {sessions_ended = n})
+  end
+  return rows({{ended = n, audit = events_column(events)}})
 end
 
 local function rate_key(kind, key) return kind .. "\0" .. key end
@@ -419,6 +475,29 @@ function S.rate_hit(self, st, kind, key, window)
   return rows({{count = r.count, retry_after = ceil(r.window_start + window - now)}})
 end
 
+-- rate_hit, and the window's admin.login_failed event once over `limit`
+-- (created by the first refused attempt, counting the later ones).
+function S.login_hit(self, st, kind, email, window, limit, actor, request_id, client)
+  local hit = S.rate_hit(self, st, kind, email, window)[1]
+  local r = st.rates[rate_key(kind, email)]
+  local row = {count = hit.count, retry_after = hit.retry_after, audit = null}
+  if hit.count > tonumber(limit) then
+    local key = kind .. ":" .. email .. ":" .. r.window_start
+    for _, e in ipairs(st.audit) do
+      if e.window_key == key then
+        e.detail.refused = e.detail.refused + 1
+        return rows({row})
+      end
+    end
+    local a = find_by(st.admins, "email", email)
+    local event = record(self, st, actor, "admin.login_failed", "admin", a and a.id, request_id, client,
+                         {email = email, reason = "rate_limited", refused = 1, window_start = ts(r.window_start)})
+    st.audit[#st.audit].window_key = key
+    row.audit = {event}
+  end
+  return rows({row})
+end
+
 function S.rate_take_back(_, st, kind, key)
   local r = st.rates[rate_key(kind, key)]
   if not r or r.count <= 0 then return rows({}, 0) end
@@ -426,16 +505,126 @@ function S.rate_take_back(_, st, kind, key)
   return rows({}, 1)
 end
 
-function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit)
+function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token)
   local hit = S.rate_hit(self, st, rate_kind, email, window)[1]
-  local row = {count = hit.count, retry_after = hit.retry_after, id = null, email = null, name = null}
+  local row = {count = hit.count, retry_after = hit.retry_after, admin_id = null}
   local a = find_by(st.admins, "email", email)
   if a and hit.count <= tonumber(limit) and (kind ~= "confirm" or not a.confirmed) then
     local _, err = S.create_token(self, st, kind, hash, a.id, a.email, ttl)
     if err then return nil, err end
-    row.id, row.email, row.name = a.id, a.email, a.name
+    S.queue_mail(self, st, kind, a.email, a.name, token, ttl)
+    row.admin_id = a.id
   end
   return rows({row})
+end
+
+-- ---- the mail outbox ----------------------------------------------------------------
+
+function S.queue_mail(self, st, kind, to, name, token, ttl)
+  st.seq.outbox = st.seq.outbox + 1
+  st.outbox[#st.outbox + 1] = {id = st.seq.outbox, message_id = format("fake%028d", st.seq.outbox), kind = kind,
+                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due",
+                               attempts = 0, due_at = self:now()}
+  return rows({}, 1)
+end
+
+function S.claim_mail(self, st, lease)
+  local oldest
+  for _, m in ipairs(st.outbox) do
+    if m.status == "due" and m.due_at <= self:now() and (not oldest or m.due_at < oldest.due_at) then oldest = m end
+  end
+  if not oldest then return rows({}) end
+  oldest.due_at, oldest.attempts = self:now() + lease, oldest.attempts + 1
+  return rows({deep_copy(oldest)})
+end
+
+local function outbox_row(st, id)
+  for _, m in ipairs(st.outbox) do
+    if m.id == id and m.status == "due" then return m end
+  end
+end
+
+function S.mail_sent(self, st, id)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.status, m.done_at, m.token, m.last_error = "sent", self:now(), nil, nil
+  return rows({}, 1)
+end
+
+function S.mail_retry(self, st, id, delay, err)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.due_at, m.last_error = self:now() + delay, err
+  return rows({}, 1)
+end
+
+function S.mail_failed(self, st, id, err)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.status, m.done_at, m.token, m.last_error = "failed", self:now(), nil, err
+  return rows({}, 1)
+end
+
+-- ---- retention ------------------------------------------------------------------
+
+function S.sweep_lock() return rows({{locked = true}}) end
+
+-- Deletes up to `limit` entries of st[key] (a list, or a map) for which
+-- `past(entry, cutoff)` holds; the count as the statement's row.
+local function sweep(self, st, key, retention, limit, past)
+  local cutoff, deleted = self:now() - retention, 0
+  local t = st[key]
+  for k, v in pairs(t) do
+    if deleted < limit and past(v, cutoff) then
+      t[k] = false
+      deleted = deleted + 1
+    end
+  end
+  local kept = {}
+  if #t > 0 then
+    for _, v in ipairs(t) do if v then kept[#kept + 1] = v end end
+  else
+    for k, v in pairs(t) do if v then kept[k] = v end end
+  end
+  st[key] = kept
+  return rows({{deleted = deleted}})
+end
+
+local function older(t, cutoff) return t ~= nil and t ~= null and t < cutoff end
+
+function S.sweep_sessions(self, st, retention, limit)
+  return sweep(self, st, "sessions", retention, limit,
+               function(s, cutoff) return older(s.expires_at, cutoff) or older(s.revoked_at, cutoff) end)
+end
+
+function S.sweep_tokens(self, st, retention, limit)
+  return sweep(self, st, "tokens", retention, limit,
+               function(t, cutoff) return older(t.expires_at, cutoff) or older(t.used_at, cutoff) end)
+end
+
+function S.sweep_rate_limits(self, st, retention, limit)
+  return sweep(self, st, "rates", retention, limit,
+               function(r, cutoff) return older(r.window_start, cutoff) end)
+end
+
+function S.sweep_mail(self, st, retention, limit)
+  return sweep(self, st, "outbox", retention, limit,
+               function(m, cutoff) return m.status ~= "due" and older(m.done_at, cutoff) end)
+end
+
+function S.sweep_audit(self, st, retention, limit)
+  return sweep(self, st, "audit", retention, limit, function(e, cutoff) return older(e.at, cutoff) end)
+end
+
+function S.outbox_stats(self, st)
+  local depth, oldest = 0, nil
+  for _, m in ipairs(st.outbox) do
+    if m.status == "due" then
+      depth = depth + 1
+      if m.due_at <= self:now() and (not oldest or m.due_at < oldest) then oldest = m.due_at end
+    end
+  end
+  return rows({{depth = depth, oldest_due_s = oldest and self:now() - oldest or 0}})
 end
 
 function S.rate_clear(_, st, kind, key)
@@ -444,14 +633,17 @@ function S.rate_clear(_, st, kind, key)
   return rows({}, had and 1 or 0)
 end
 
-function S.create_user(self, st, email, name, active, created_by)
+function S.create_user(self, st, email, name, active, created_by, actor, request_id, client)
   email = lower(email)
   if email_taken(st.users, email) then return unique_violation("users_email_key") end
   st.seq.users = st.seq.users + 1
   local u = {id = st.seq.users, email = email, name = not is_null(name) and name or nil, active = active,
              created_by = tonumber(created_by), created_at = self:now(), updated_at = self:now()}
   st.users[#st.users + 1] = u
-  return rows({user_out(u)})
+  local row = user_out(u)
+  row.audit = {record(self, st, actor, "user.created", "user", u.id, request_id, client,
+                      {email = u.email, name = nullable(u.name), active = u.active})}
+  return rows({row})
 end
 
 function S.user_by_id(_, st, id)
@@ -459,22 +651,37 @@ function S.user_by_id(_, st, id)
   return rows({u and user_out(u)})
 end
 
-function S.update_user(self, st, id, email, set_name, name, active)
+function S.update_user(self, st, id, email, set_name, name, active, actor, request_id, client)
   local u = find_by(st.users, "id", tonumber(id))
   if not u then return rows({}) end
   if not is_null(email) and email_taken(st.users, email, u.id) then return unique_violation("users_email_key") end
+  local old = {email = u.email, name = u.name, active = u.active}
   if not is_null(email) then u.email = lower(email) end
   if set_name then u.name = not is_null(name) and name or nil end
   if not is_null(active) then u.active = active end
   u.updated_at = self:now()
-  return rows({user_out(u)})
+  local changes, changed = {}, false
+  for _, f in ipairs({"email", "name", "active"}) do
+    if old[f] ~= u[f] then
+      changes[f] = {old = nullable(old[f]), new = nullable(u[f])}
+      changed = true
+    end
+  end
+  local row = user_out(u)
+  row.audit = changed and {record(self, st, actor, "user.updated", "user", u.id, request_id, client,
+                                 {changes = changes})} or null
+  return rows({row})
 end
 
-function S.delete_user(_, st, id)
+function S.delete_user(self, st, id, actor, request_id, client)
   local u, i = find_by(st.users, "id", tonumber(id))
   if not u then return rows({}) end
   table.remove(st.users, i)
-  return rows({user_out(u)})
+  local row = user_out(u)
+  row.audit = {record(self, st, actor, "user.deleted", "user", u.id, request_id, client,
+                      {email = u.email, name = nullable(u.name), active = u.active,
+                       created_by = nullable(u.created_by)})}
+  return rows({row})
 end
 
 function S.list_users(_, st, after, limit, pattern)
@@ -484,5 +691,59 @@ end
 -- the plain list does with a pattern: their plans differ, not their rows
 S.list_users_search = S.list_users
 S.list_users_scan = S.list_users
+
+function S.audit_record(self, st, events)
+  local list = assert(cjson.decode(events), "audit_record: $1 is not JSON")
+  local out = {}
+  for i, e in ipairs(list) do
+    out[i] = record(self, st, e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client, e.detail)
+  end
+  return rows(out)
+end
+
+-- GET /audit: list_audit_<bits>, a bit per filter (actor, action, target,
+-- since, until), whose parameters follow $1 (id below) and $2 (limit).
+local function parse_ts(s)
+  local y, mo, d, h, mi, sec, frac, zone = s:match("^(%d+)-(%d+)-(%d+)[Tt ](%d+):(%d+):(%d+)(%.?%d*)(.*)$")
+  local t = os.time({year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+                     min = tonumber(mi), sec = tonumber(sec), isdst = false})
+  -- os.time reads the fields as local time: undo the local offset
+  local utc_then = os.time(os.date("!*t", t))
+  t = t + (t - utc_then) + (tonumber("0" .. frac) or 0)
+  local sign, zh, zm = zone:match("^([+-])(%d%d):(%d%d)$")
+  if sign then t = t - (sign == "+" and 1 or -1) * (tonumber(zh) * 3600 + tonumber(zm) * 60) end
+  return t
+end
+FakeDB.parse_ts = parse_ts
+
+for m = 0, 31 do
+  local bits, digits = {}, {}
+  for i = 1, 5 do
+    bits[i] = math.floor(m / 2 ^ (i - 1)) % 2 == 1
+    digits[i] = bits[i] and "1" or "0"
+  end
+  S["list_audit_" .. table.concat(digits)] = function(_, st, before, limit, ...)
+    local args, n = {...}, 0
+    local function arg() n = n + 1; return args[n] end
+    local actor = bits[1] and tonumber(arg())
+    local action = bits[2] and arg()
+    local ttype, tid
+    if bits[3] then ttype, tid = arg(), tonumber(arg()) end
+    local since = bits[4] and parse_ts(arg())
+    local before_t = bits[5] and parse_ts(arg())
+    local matched = {}
+    for _, e in ipairs(st.audit) do
+      if e.id < tonumber(before) and (not actor or e.actor_id == actor) and (not action or e.action == action)
+          and (not ttype or (e.target_type == ttype and e.target_id == tid))
+          and (not since or e.at >= since) and (not before_t or e.at < before_t) then
+        matched[#matched + 1] = e
+      end
+    end
+    sort(matched, function(a, b) return a.id > b.id end)
+    local out = {}
+    for i = 1, math.min(#matched, tonumber(limit)) do out[i] = event_out(matched[i]) end
+    return rows(out)
+  end
+end
 
 return FakeDB
