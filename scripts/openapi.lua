@@ -576,10 +576,11 @@ local PATHS = {
         .. "or digits in a row is looked up in trigram indexes (pg_trgm) when its matches are few, and is "
         .. "taken in id order when they are many, so that a page costs about the same whatever the number "
         .. "of users. A shorter q (one or two letters, or letters broken by other characters) cannot use "
-        .. "those indexes: its page is found by reading users in id order from the cursor until the page is "
-        .. "full, which is quick when many users match (a single letter) and grows with the number of users "
-        .. "when few or none do (with a million users, a two-letter q that matches nobody reads them all: "
-        .. "about a second). Search with three or more characters where you can.",
+        .. "those indexes: its page is found by reading users in id order from the cursor, at most 20000 of "
+        .. "them per request. When those 20000 hold fewer matches than the page, the page is short (it may "
+        .. "be empty) and next_cursor continues after the last user read: follow next_cursor until it is "
+        .. "null to see every match. So a request costs about the same whatever the number of users. Search "
+        .. "with three or more characters where you can.",
       params = LIST, ok = ok_json("200", "A page of users.", "UserList"), errors = {"400"},
     },
     post = user_ops.create("createUser"),

@@ -49,6 +49,8 @@ local function secs(param) return format(SECONDS, param) end
 local USER_MATCHES = "(email ILIKE (SELECT $3::text) OR name ILIKE (SELECT $3::text))"
 local SEARCH_NEAR = 500
 local SEARCH_FOUND = 2000
+-- users a q without a trigram reads per page at most (list_users_scan)
+local SCAN_WINDOW = 20000
 
 -- Deletes at most $2 rows of `tbl` matching `past` (its retention is over),
 -- by row address, so that one batch locks only its rows: the count.
@@ -364,10 +366,15 @@ local SQL = {
     .. " UNION ALL (SELECT " .. USER .. " FROM users WHERE (SELECT count(id) FROM found) = " .. SEARCH_FOUND
     .. " AND id > $1::bigint AND " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
     .. " LIMIT $2::integer",
-  -- q without 3 letters or digits in a row: no trigram, no index; the
-  -- primary key walked from the cursor until the page is full.
-  list_users_scan = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint AND " .. USER_MATCHES
-    .. " ORDER BY id LIMIT $2::integer",
+  -- q without 3 letters or digits in a row: no trigram, no index. At most
+  -- SCAN_WINDOW users past the cursor are read: the matches among them (up
+  -- to $2), each row also carrying how far the window reached and how many
+  -- it read; one row of nulls and those two when none matched.
+  list_users_scan = "WITH w AS (SELECT " .. USER .. " FROM users WHERE id > $1::bigint ORDER BY id LIMIT "
+    .. SCAN_WINDOW .. "),"
+    .. " m AS (SELECT " .. USER .. " FROM w WHERE " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
+    .. " SELECT " .. columns("m", USER_FIELDS) .. ", e.scanned_to, e.scanned"
+    .. " FROM (SELECT max(id) AS scanned_to, count(id) AS scanned FROM w) AS e LEFT JOIN m ON true ORDER BY m.id",
 
   -- the audit trail: events of changes whose statements do not write their
   -- own ($1: a JSON array of lib/audit.lua's events)
@@ -789,10 +796,25 @@ end
 -- given, picks the search statement that suits it: a pattern with a
 -- trigram (3 letters or digits in a row; escapes are neither) can use the
 -- trigram indexes, a shorter one cannot.
+-- A scan that read its whole window without filling the page sets
+-- rows.resume_after (the last id it read): the page may be short, and the
+-- next one starts there (lib/page.lua).
 function Store:list_users(after, limit, pattern)
   after, limit = after or "0", tostring(limit)
   if not pattern then return self:run("list_users", after, limit) end
-  return self:run(find(pattern, "%w%w%w") and "list_users_search" or "list_users_scan", after, limit, pattern)
+  if find(pattern, "%w%w%w") then return self:run("list_users_search", after, limit, pattern) end
+  local rows, err = self:run("list_users_scan", after, limit, pattern)
+  if not rows then return nil, err end
+  local matches, edge = {}, rows[1]
+  local scanned, scanned_to = edge and tonumber(edge.scanned), edge and edge.scanned_to
+  for _, row in ipairs(rows) do
+    row.scanned_to, row.scanned = nil, nil
+    if row.id ~= null then matches[#matches + 1] = row end
+  end
+  if scanned == SCAN_WINDOW and #matches < tonumber(limit) then
+    matches.resume_after = format("%.0f", scanned_to)
+  end
+  return matches
 end
 
 -- ---- the audit trail -------------------------------------------------------------
