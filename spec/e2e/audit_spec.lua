@@ -170,12 +170,11 @@ describe("the audit trail", function()
   end)
 
   it("leaves no event for a change that fails", function()
-    local before = all_events()
-    -- a user whose email is taken: the statement fails whole
     local res = srv:request("POST", "/users", {headers = bearer(access), body = {email = other.email}})
     assert.equal(201, res.status)
     local taken_id = res.json.user.id
-    before = all_events()
+    local before = all_events()
+    -- a user whose email is taken: the statement fails whole
     res = srv:request("POST", "/users", {headers = bearer(access), body = {email = other.email:upper()}})
     assert.equal(409, res.status)
     res = srv:request("PUT", "/users/" .. taken_id, {headers = bearer(access), body = {email = "o-" .. name .. "@example.com"}})
