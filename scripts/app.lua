@@ -21,6 +21,7 @@ local ROUTE_MODULES = {
   "routes.auth",
   "routes.users",
   "routes.audit",
+  "routes.console",
 }
 
 local app = {}

@@ -43,7 +43,7 @@ end
 
 -- Error responses by status; every operation lists the ones it can answer.
 local ERRORS = {
-  ["400"] = "BadRequest", ["401"] = "Unauthorized", ["403"] = "NotConfirmed",
+  ["304"] = "NotModified", ["400"] = "BadRequest", ["401"] = "Unauthorized", ["403"] = "NotConfirmed",
   ["404"] = "NotFound", ["405"] = "MethodNotAllowed", ["409"] = "Conflict",
   ["413"] = "PayloadTooLarge", ["415"] = "UnsupportedMediaType",
   ["422"] = "ValidationFailed", ["429"] = "RateLimited", ["500"] = "Internal",
@@ -303,6 +303,7 @@ local function error_response(description, example, headers)
 end
 
 local RESPONSES = {
+  NotModified = {description = "Not modified: If-None-Match names the file's current ETag (no body)."},
   BadRequest = error_response("Malformed JSON (invalid_json), a bad query parameter (bad_request), "
     .. "or a bad, expired or used link token (invalid_token).",
     error_example("bad_request", "id must be a positive whole number that fits in 64 bits")),
@@ -427,6 +428,30 @@ local PATHS = {
       ["image/png"] = {schema = {type = "string", format = "binary"}},
     }},
     errors = {"404"},
+  }},
+  ["/admin"] = {get = op{
+    id = "console", tag = "service", summary = "The admin console (docs/console.md)", db = false,
+    description = "One HTML page that loads its ES modules from /admin/assets/; it logs in through "
+      .. "/auth/login and keeps the tokens in the page's memory only. Sent with a strict "
+      .. "Content-Security-Policy (scripts and styles from this origin only, frame-ancestors 'none'), "
+      .. "an ETag and `Cache-Control: no-cache`.",
+    ok = {"200", "The console's page.", HTML},
+    errors = {"304"},
+  }},
+  ["/admin/assets/{file}"] = {get = op{
+    id = "consoleAsset", tag = "service", summary = "A file of the admin console", db = false,
+    description = "An ES module, the style sheet or the icon of the console (scripts/console/), with "
+      .. "an ETag; If-None-Match answers 304. Names are one path segment with one extension "
+      .. "(js, css, svg, png); anything else is 404.",
+    params = {{name = "file", ["in"] = "path", required = true,
+               schema = {type = "string", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]*\\.(js|css|svg|png)$"},
+               example = "main.js"}},
+    ok = {"200", "The file.", {
+      ["text/javascript"] = {schema = {type = "string"}},
+      ["text/css"] = {schema = {type = "string"}},
+      ["image/svg+xml"] = {schema = {type = "string"}},
+    }},
+    errors = {"304", "404"},
   }},
 
   ["/auth/register"] = {post = op{
