@@ -9,9 +9,8 @@
  * pool, the target's).
  *
  * Ownership: host_import_run makes everything and frees it on its single
- * exit (the generation, whose VM holds the source rows; the services; the
- * event base; the source connection). The done callback copies the report
- * out of the VM into struct import_run, which owns the copy. */
+ * exit (the generation, whose VM holds the source rows and the report; the
+ * services; the event base; the source connection). */
 #include "import.h"
 
 #include <errno.h>
@@ -39,7 +38,7 @@ struct import_run {
     struct event_base *base;
     struct host_task task;
     int status;        /* the exit status: 1 until the script says otherwise */
-    char *report;      /* the script's report (malloc'd), or NULL */
+    int report_ref;    /* registry reference of the script's report, or LUA_NOREF */
 };
 
 static void log_failure(const char *msg, const char *detail)
@@ -49,22 +48,21 @@ static void log_failure(const char *msg, const char *detail)
     host_log_end(line);
 }
 
-/* The task returned (report, status) or raised: keeps the report and the
- * status, releases the task and stops the loop. */
+/* The task returned (report, status) or raised: keeps the status, and the
+ * report in the VM's registry (written out once the loop has stopped),
+ * releases the task and stops the loop. */
 static void import_done(struct host_task *task, int status, const char *traceback)
 {
     struct import_run *run = task->owner;
     lua_State *co = task->co;
-    size_t len = 0;
-    const char *report = status == 0 ? lua_tolstring(co, 1, &len) : NULL;
     if (status != 0) {
         log_failure("import failed", traceback);
-    } else if (report == NULL || lua_type(co, 2) != LUA_TNUMBER) {
+    } else if (lua_type(co, 1) != LUA_TSTRING || lua_type(co, 2) != LUA_TNUMBER) {
         log_failure("import failed", "tools/import.lua's run returned no report and status");
-    } else if ((run->report = malloc(len + 1)) != NULL) {
-        memcpy(run->report, report, len);
-        run->report[len] = '\0';
+    } else {
         run->status = (int)lua_tointeger(co, 2);
+        lua_pushvalue(co, 1);
+        run->report_ref = luaL_ref(co, LUA_REGISTRYINDEX); /* pops the copy */
     }
     host_task_release(task);
     event_base_loopbreak(run->base);
@@ -223,6 +221,7 @@ int host_import_run(const struct config *cfg, int argc, char **argv)
 
     memset(&run, 0, sizeof run);
     run.status = 1;
+    run.report_ref = LUA_NOREF;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--dry-run")) dry_run = 1;
         else if (!strcmp(argv[i], "--from") && i + 1 < argc) from = argv[++i];
@@ -274,13 +273,18 @@ int host_import_run(const struct config *cfg, int argc, char **argv)
     }
 
 done:
-    if (run.report && write_all(report_fd, run.report, strlen(run.report)) != 0) run.status = 1;
+    if (gen && run.report_ref != LUA_NOREF) {
+        size_t len = 0;
+        lua_rawgeti(gen->L, LUA_REGISTRYINDEX, run.report_ref);   /* report */
+        const char *report = lua_tolstring(gen->L, -1, &len);
+        if (write_all(report_fd, report, len) != 0) run.status = 1;
+        lua_pop(gen->L, 1);
+    }
     if (gen) host_generation_unref(gen);
     host_db_shutdown();
     host_password_shutdown();
     if (run.base) event_base_free(run.base);
-    free(run.report);
-    dup2(report_fd, STDOUT_FILENO);
+    (void)dup2(report_fd, STDOUT_FILENO); /* the process ends next: nothing to do if it fails */
     close(report_fd);
     return run.status;
 }
