@@ -104,6 +104,32 @@ local function audit_list_sql(mask)
     .. " ORDER BY id DESC LIMIT $2::integer"
 end
 
+-- `moonkeep import` (tools/import.lua, docs/import.md). What table `tbl` has
+-- for a batch of source rows ($1: a JSON array of {id, email[, name]}):
+-- the email of the row with the same id, the row that has the email (and
+-- what `extra` selects), and the row an earlier import made of it (its
+-- `action` event, found by source id and email).
+local function import_lookup_sql(tbl, action, extra, extra_columns)
+  return "SELECT e.id AS source_id,"
+    .. " (SELECT t.email FROM " .. tbl .. " t WHERE t.id = e.id) AS id_email,"
+    .. " (SELECT t.id FROM " .. tbl .. " t WHERE t.email = e.email) AS email_owner," .. extra
+    .. " (SELECT v.target_id FROM audit_events v WHERE v.action = '" .. action .. "'"
+    .. " AND v.detail ->> 'source_id' = e.id::text AND v.detail ->> 'email' = e.email"
+    .. " ORDER BY v.id DESC LIMIT 1) AS imported_as"
+    .. " FROM jsonb_to_recordset($1::jsonb) AS e(id bigint, email text" .. extra_columns .. ")"
+end
+
+-- Moves the id sequence of `tbl` past $1 (the largest id an import keeps)
+-- and past every id in the table, never back. setval is not
+-- transactional: a rolled-back import leaves the sequence moved, which
+-- costs unused ids only.
+local function import_sequence_sql(tbl)
+  return "SELECT setval(s.seq, v.target) FROM"
+    .. " (SELECT pg_get_serial_sequence('" .. tbl .. "', 'id')::regclass AS seq) s,"
+    .. " LATERAL (SELECT greatest($1::bigint, (SELECT coalesce(max(id), 0) FROM " .. tbl .. ")) AS target) v"
+    .. " WHERE v.target > coalesce(pg_sequence_last_value(s.seq), 0)"
+end
+
 local SQL = {
   -- admins
   -- Emails arrive in their canonical form (validate.email) and are compared
@@ -292,37 +318,12 @@ local SQL = {
     .. " coalesce(e.detail, '{}'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS e(actor_id bigint, action text,"
     .. " target_type text, target_id bigint, request_id text, client text, detail jsonb) RETURNING " .. AUDIT,
 
-  -- `moonkeep import` (tools/import.lua, docs/import.md). What the target
-  -- has for a batch of source rows ($1: a JSON array of {id, email[, name]}):
-  -- the email of the row with the same id, the row that has the email (and,
-  -- for admins, the name), and the row an earlier import made of it (its
-  -- *.imported event, found by source id and email).
-  import_admin_lookup = "SELECT e.id AS source_id,"
-    .. " (SELECT a.email FROM admins a WHERE a.id = e.id) AS id_email,"
-    .. " (SELECT a.id FROM admins a WHERE a.email = e.email) AS email_owner,"
-    .. " (SELECT a.id FROM admins a WHERE lower(a.name) = lower(e.name)) AS name_owner,"
-    .. " (SELECT v.target_id FROM audit_events v WHERE v.action = 'admin.imported'"
-    .. " AND v.detail ->> 'source_id' = e.id::text AND v.detail ->> 'email' = e.email"
-    .. " ORDER BY v.id DESC LIMIT 1) AS imported_as"
-    .. " FROM jsonb_to_recordset($1::jsonb) AS e(id bigint, email text, name text)",
-  import_user_lookup = "SELECT e.id AS source_id,"
-    .. " (SELECT u.email FROM users u WHERE u.id = e.id) AS id_email,"
-    .. " (SELECT u.id FROM users u WHERE u.email = e.email) AS email_owner,"
-    .. " (SELECT v.target_id FROM audit_events v WHERE v.action = 'user.imported'"
-    .. " AND v.detail ->> 'source_id' = e.id::text AND v.detail ->> 'email' = e.email"
-    .. " ORDER BY v.id DESC LIMIT 1) AS imported_as"
-    .. " FROM jsonb_to_recordset($1::jsonb) AS e(id bigint, email text)",
-  -- Moves the id sequence past $1 (the largest id an import keeps) and past
-  -- every id in the table, never back. setval is not transactional: a
-  -- rolled-back import leaves the sequence moved, which costs unused ids only.
-  import_admins_sequence = "SELECT setval(s.seq, v.target) FROM"
-    .. " (SELECT pg_get_serial_sequence('admins', 'id')::regclass AS seq) s,"
-    .. " LATERAL (SELECT greatest($1::bigint, (SELECT coalesce(max(id), 0) FROM admins)) AS target) v"
-    .. " WHERE v.target > coalesce(pg_sequence_last_value(s.seq), 0)",
-  import_users_sequence = "SELECT setval(s.seq, v.target) FROM"
-    .. " (SELECT pg_get_serial_sequence('users', 'id')::regclass AS seq) s,"
-    .. " LATERAL (SELECT greatest($1::bigint, (SELECT coalesce(max(id), 0) FROM users)) AS target) v"
-    .. " WHERE v.target > coalesce(pg_sequence_last_value(s.seq), 0)",
+  -- `moonkeep import`: the lookups and sequences (above), the rows (below)
+  import_admin_lookup = import_lookup_sql("admins", "admin.imported",
+    " (SELECT t.id FROM admins t WHERE lower(t.name) = lower(e.name)) AS name_owner,", ", name text"),
+  import_user_lookup = import_lookup_sql("users", "user.imported", "", ""),
+  import_admins_sequence = import_sequence_sql("admins"),
+  import_users_sequence = import_sequence_sql("users"),
   -- One imported row and its *.imported event (actor null, request_id the
   -- run's id): $1 the id to keep, or null for a new one; nothing when any
   -- unique index refuses the row (taken meanwhile).

@@ -63,15 +63,22 @@ end
 
 -- ---- checking a row on its own ------------------------------------------------
 
--- admins: {id, email, name, password} -> entry {source_id, id, email, name,
--- password, problems = {"field: why"...}, notes = {...}}.
-local function check_admin(row)
+-- The entry of a source row, {source_id, id, email, problems = {"field
+-- why"...}, notes = {...}}, with its id and email checked.
+local function new_entry(row)
   local e = {source_id = text(row.id), problems = {}, notes = {}}
   local msg
   e.id, msg = validate.id(text(row.id) or "")
   if not e.id then e.problems[#e.problems + 1] = "id " .. msg end
   e.email, msg = validate.email(text(row.email) or "")
   if not e.email then e.problems[#e.problems + 1] = "email " .. msg end
+  return e
+end
+
+-- admins: {id, email, name, password} -> the entry, with name, password.
+local function check_admin(row)
+  local e = new_entry(row)
+  local msg
   e.name, msg = validate.admin_name(text(row.name) or "")
   if not e.name then e.problems[#e.problems + 1] = "name " .. msg end
   e.password, msg = validate.given_password(text(row.password) or "")
@@ -86,14 +93,9 @@ local function check_admin(row)
   return e
 end
 
--- users: {id, email, active} -> entry {source_id, id, email, active, ...}.
+-- users: {id, email, active} -> the entry, with active.
 local function check_user(row)
-  local e = {source_id = text(row.id), problems = {}, notes = {}}
-  local msg
-  e.id, msg = validate.id(text(row.id) or "")
-  if not e.id then e.problems[#e.problems + 1] = "id " .. msg end
-  e.email, msg = validate.email(text(row.email) or "")
-  if not e.email then e.problems[#e.problems + 1] = "email " .. msg end
+  local e = new_entry(row)
   local active = text(row.active)
   if active == nil then
     e.active = true
