@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/render-task-definition.sh STACK IMAGE OUT — the release's task
-# definition: deploy/ecs/task-definition.json (or $TASK_DEFINITION) with its
+# definitions: deploy/ecs/task-definition.json (the service), or
+# $TASK_DEFINITION (deploy/ecs/migrate-task-definition.json), with its
 # ${...} placeholders filled from the CloudFormation stack's outputs
 # (deploy/cloudformation/moonkeep.yml) and the moonkeep container's image set
 # to IMAGE. Fails when a placeholder is left unfilled. Used by
@@ -38,6 +39,9 @@ FIREHOSE_STREAM             LogDeliveryStreamName
 JWT_SECRET_ARN              JwtSecretArn
 DATABASE_URL_ARN            DatabaseUrlSecretArn
 MAIL_URL_ARN                MailUrlSecretArn
+MIGRATION_TASK_FAMILY       MigrationTaskFamily
+MIGRATION_EXECUTION_ROLE_ARN MigrationExecutionRoleArn
+MIGRATION_DATABASE_URL_ARN  MigrationDatabaseUrlSecretArn
 '
 # Only these names are replaced; any other ${...} is left and caught below.
 # shellcheck disable=SC2016 # the list is for envsubst, not for the shell

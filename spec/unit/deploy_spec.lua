@@ -24,8 +24,20 @@ local OUTPUTS = {
   JwtSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/jwt-AbCdEf"),
   DatabaseUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/database-url-AbCdEf"),
   MailUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/mail-url-AbCdEf"),
+  MigrationTaskFamily = STACK .. "-migrate",
+  MigrationExecutionRoleArn = "arn:aws-cn:iam::210987654321:role/" .. STACK .. "-MigrationExecutionRole-AbCdEf",
+  MigrationDatabaseUrlSecretArn = ARN:format("secretsmanager", "secret:" .. STACK .. "/migration-database-url-AbCdEf"),
+  ClusterName = STACK, TaskSubnetIds = "subnet-0aaa,subnet-0bbb", TaskSecurityGroupId = "sg-0tasks",
+  DatabaseRolesTaskDefinition = ARN:format("ecs", "task-definition/" .. STACK .. "-db-roles:3"),
 }
 local IMAGE = "210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn/" .. STACK .. ":1.2.3"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
@@ -34,46 +46,68 @@ local function sh(cmd)
   return tonumber(out:match("exit=(%d+)%s*$")), out
 end
 
--- Renders the task definition for STACK with an `aws` stand-in; returns the
--- rendered text.
-local function render()
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- A folder with an `aws` stand-in that answers for STACK: describe-stacks
+-- (OUTPUTS), and the ECS calls of a one-off task, which it appends to
+-- calls.log (one line each; --overrides file:// is copied to
+-- overrides.json). The task's container exits with the code in exit_code
+-- (0 unless written); run-task fails when no_capacity exists.
+local function stand_in()
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. dir))
   local list = {}
   for k, v in pairs(OUTPUTS) do list[#list + 1] = {OutputKey = k, OutputValue = v} end
-  local f = assert(io.open(dir .. "/outputs.json", "w"))
-  f:write(cjson.encode(list))
-  f:close()
-  f = assert(io.open(dir .. "/aws", "w"))
-  f:write(([[#!/bin/sh
-# the stand-in: describe-stacks of %s only
+  write(dir .. "/outputs.json", cjson.encode(list))
+  write(dir .. "/exit_code", "0")
+  local task = ARN:format("ecs", "task/" .. STACK .. "/0123456789abcdef")
+  write(dir .. "/aws", ([[#!/bin/sh
+# the stand-in: %s only
+d=%s
+echo "$*" >> "$d/calls.log"
+for a in "$@"; do case $a in file://*) cp "${a#file://}" "$d/overrides.json" ;; esac; done
 case "$*" in
-  "cloudformation describe-stacks --stack-name %s "*) cat %s/outputs.json ;;
+  "cloudformation describe-stacks --stack-name %s --output text --query "*DatabaseRolesTaskDefinition*)
+    echo "%s" ;;
+  "cloudformation describe-stacks --stack-name %s "*) cat "$d/outputs.json" ;;
+  "ecs run-task "*)
+    if [ -e "$d/no_capacity" ]; then echo '{"tasks": [], "failures": [{"reason": "RESOURCE:ENI"}]}'
+    else echo '{"tasks": [{"taskArn": "%s"}], "failures": []}'; fi ;;
+  "ecs wait tasks-stopped "*) ;;
+  "ecs describe-tasks "*)
+    echo '{"tasks": [{"lastStatus": "STOPPED", "stoppedReason": "Essential container in task exited",
+           "containers": [{"name": "moonkeep", "exitCode": '"$(cat "$d/exit_code")"'}]}]}' ;;
+  "ecs describe-task-definition "*)
+    echo '{"taskDefinition": {"containerDefinitions": [{"name": "moonkeep",
+           "logConfiguration": {"options": {"awslogs-group": "/ecs/%s", "awslogs-stream-prefix": "migrate"}}}]}}' ;;
+  "logs get-log-events "*) printf '%%s\t%%s\n' '{"msg":"migration applied"}' '{"msg":"done"}' ;;
   *) echo "aws stand-in: unexpected call: $*" >&2; exit 1 ;;
 esac
-]]):format(STACK, STACK, dir))
-  f:close()
+]]):format(STACK, dir, STACK, OUTPUTS.DatabaseRolesTaskDefinition, STACK, task, STACK))
   assert(os.execute("chmod +x " .. dir .. "/aws"))
-  local code, out = sh(("PATH=%s:$PATH AWS_REGION=cn-north-1 bash tools/render-task-definition.sh %s %s %s/td.json")
-    :format(dir, STACK, IMAGE, dir))
+  return dir, task
+end
+
+-- Renders the task definition TEMPLATE (default deploy/ecs/task-definition.json)
+-- for STACK with the `aws` stand-in; returns the rendered text.
+local function render(template)
+  local dir = stand_in()
+  local code, out = sh(("PATH=%s:$PATH AWS_REGION=cn-north-1 TASK_DEFINITION=%s "
+    .. "bash tools/render-task-definition.sh %s %s %s/td.json")
+    :format(dir, template or TASK_DEFINITION, STACK, IMAGE, dir))
   assert(code == 0, "the renderer failed:\n" .. out)
-  f = assert(io.open(dir .. "/td.json"))
-  local text = f:read("*a")
-  f:close()
+  local text = read(dir .. "/td.json")
   os.execute("rm -rf " .. dir)
   return text
 end
 
 -- The Application Load Balancer's idle timeout (deploy/README.md).
 local ALB_IDLE_TIMEOUT_S = 60
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
 local function files(pattern)
   local p = io.popen("ls " .. pattern)
@@ -206,6 +240,7 @@ describe("the ECS task definition", function()
       "the drain ends before ECS sends SIGKILL")
     assert.equal("0.0.0.0", env.HOST)
     assert.equal("5000", env.PORT)
+    assert.equal("false", env.MIGRATE_ON_START, "the app role may not migrate: the release's migration task does")
     if env.METRICS_PORT then
       local mapped = false
       for _, p in ipairs(container.portMappings) do mapped = mapped or p.containerPort == tonumber(env.METRICS_PORT) end
@@ -226,5 +261,92 @@ describe("the ECS task definition", function()
     for _, name in ipairs(names) do
       assert.is_string(reads[name], name .. " is not read by moonkeep")
     end
+  end)
+end)
+
+describe("the migration task definition", function()
+  local td, container
+
+  setup(function()
+    td = cjson.decode(render("deploy/ecs/migrate-task-definition.json"))
+    container = td.containerDefinitions[1]
+  end)
+
+  it("runs `moonkeep migrate` from the released image, in the stack's family and log group", function()
+    assert.equal(OUTPUTS.MigrationTaskFamily, td.family)
+    assert.equal(IMAGE, container.image)
+    assert.same({"migrate"}, container.command)
+    assert.is_true(container.essential)
+    assert.equal(OUTPUTS.LogGroupName, container.logConfiguration.options["awslogs-group"])
+    assert.equal("migrate", container.logConfiguration.options["awslogs-stream-prefix"])
+  end)
+
+  it("connects as the migration role, which no service task sees", function()
+    assert.same({{name = "DATABASE_URL", valueFrom = OUTPUTS.MigrationDatabaseUrlSecretArn}}, container.secrets)
+    assert.not_equal(OUTPUTS.DatabaseUrlSecretArn, OUTPUTS.MigrationDatabaseUrlSecretArn)
+    assert.equal(OUTPUTS.MigrationExecutionRoleArn, td.executionRoleArn)
+    assert.is_nil(td.taskRoleArn, "it calls no AWS API")
+  end)
+
+  it("names only environment variables that moonkeep reads", function()
+    local reads = variables_moonkeep_reads()
+    for _, e in ipairs(container.environment) do assert.is_string(reads[e.name], e.name) end
+  end)
+end)
+
+describe("a one-off task (tools/ecs-run-task.sh)", function()
+  local dir, task
+
+  before_each(function() dir, task = stand_in() end)
+  after_each(function() os.execute("rm -rf " .. dir) end)
+
+  local function run(script, args)
+    return sh(("PATH=%s:$PATH bash %s %s"):format(dir, script, args))
+  end
+
+  local function call(prefix)
+    for line in read(dir .. "/calls.log"):gmatch("[^\n]+") do
+      if line:sub(1, #prefix) == prefix then return line end
+    end
+  end
+
+  it("runs in the stack's private subnets with the tasks' security group, and ends with the task's exit code 0",
+    function()
+      local code, out = run("tools/ecs-run-task.sh", STACK .. " " .. STACK .. "-migrate:7")
+      assert.equal(0, code, out)
+      local started = call("ecs run-task ")
+      assert.matches("--cluster " .. STACK .. " ", started, 1, true)
+      assert.matches("--task-definition " .. STACK .. "-migrate:7", started, 1, true)
+      assert.matches("awsvpcConfiguration={subnets=[subnet-0aaa,subnet-0bbb],securityGroups=[sg-0tasks],"
+        .. "assignPublicIp=DISABLED}", started, 1, true)
+      assert.matches("ecs wait tasks-stopped --cluster " .. STACK .. " --tasks " .. task, read(dir .. "/calls.log"), 1, true)
+      assert.matches('{"msg":"migration applied"}\n{"msg":"done"}', out, 1, true)
+    end)
+
+  it("fails when the task's container exits with another code", function()
+    write(dir .. "/exit_code", "1")
+    local code, out = run("tools/ecs-run-task.sh", STACK .. " " .. STACK .. "-migrate:7")
+    assert.equal(1, code)
+    assert.matches("ended with exit code 1: Essential container in task exited", out, 1, true)
+  end)
+
+  it("fails when ECS cannot start the task", function()
+    write(dir .. "/no_capacity", "")
+    local code, out = run("tools/ecs-run-task.sh", STACK .. " " .. STACK .. "-migrate:7")
+    assert.equal(1, code)
+    assert.matches("did not start", out, 1, true)
+    assert.is_nil(call("ecs wait "))
+  end)
+
+  it("creates the database roles with roles.sql, without its comments, in the stack's roles task", function()
+    local code, out = run("deploy/db/create-roles.sh", STACK)
+    assert.equal(0, code, out)
+    assert.matches("--task-definition " .. OUTPUTS.DatabaseRolesTaskDefinition, call("ecs run-task "), 1, true)
+    local overrides = cjson.decode(read(dir .. "/overrides.json"))
+    local env = overrides.containerOverrides[1].environment
+    assert.equal("psql", overrides.containerOverrides[1].name)
+    assert.equal("ROLES_SQL", env[1].name)
+    assert.matches("ALTER DEFAULT PRIVILEGES FOR ROLE", env[1].value, 1, true)
+    assert.not_matches("\n%-%-", "\n" .. env[1].value)
   end)
 end)

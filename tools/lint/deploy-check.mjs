@@ -3,7 +3,7 @@
 // deploy (issue 13; deploy/README.md, "What the checks guard"). The
 // template and the release workflow are read as data.
 //   node tools/lint/deploy-check.mjs [TEMPLATE [WORKFLOW [TASK_DEFINITION [RENDERER [README [COMPOSE
-//                                    [STACK_README]]]]]]]
+//                                    [STACK_README [MIGRATE_TASK_DEFINITION]]]]]]]]
 // Prints "file: rule: message" per finding; exits 1 if there is one.
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -65,8 +65,16 @@ function subjectsOf(workflow, job) {
   return subs;
 }
 
+// The renderer's table (tools/render-task-definition.sh, stack_owned):
+// [placeholder, stack output] pairs.
+function rendererTable(renderer) {
+  return [...(renderer.match(/^stack_owned='([^']*)'/m)?.[1] ?? "").matchAll(/^([A-Z_]+)\s+([A-Za-z0-9]+)$/gm)]
+    .map((m) => [m[1], m[2]]);
+}
+
 // A rule is fn(template, workflow, err, extra); extra: {taskDefinition,
-// renderer} (the task definition's JSON and the renderer's text).
+// migrateTaskDefinition, renderer, ...} (the task definitions' JSON, the
+// renderer's text, and so on: see check()).
 const RULES = {
   // The role the release assumes must trust the `sub` each OIDC job of the
   // workflow presents (a job in an environment presents the environment,
@@ -133,6 +141,19 @@ const RULES = {
   },
 };
 
+// The task definitions an ECS service runs (behind the load balancer), as
+// opposed to one-off tasks (migrations, database roles, the search tunnel).
+function serviceTaskDefinitions(t) {
+  const names = new Set();
+  for (const r of Object.values(t.Resources ?? {})) {
+    if (r.Type !== "AWS::ECS::Service") continue;
+    for (const ref of references(r.Properties?.TaskDefinition)) {
+      if (t.Resources?.[ref]?.Type === "AWS::ECS::TaskDefinition") names.add(ref);
+    }
+  }
+  return names;
+}
+
 // The role a resource names in `property` (Fn::GetAtt ROLE.Arn), or undefined.
 function roleOf(props, property) {
   const arn = props?.[property];
@@ -172,7 +193,7 @@ Object.assign(RULES, {
   // their partition, the log group, the size) comes from the stack's
   // outputs: with another stack name a hard-coded role is denied by
   // PassRole, and a size changed in the stack is undone by the next release.
-  "task-definition-from-stack"(t, _w, err, { taskDefinition: td, renderer }) {
+  "task-definition-from-stack"(t, _w, err, { taskDefinition: td, migrateTaskDefinition: mtd, renderer }) {
     const c = td.containerDefinitions?.[0] ?? {};
     const owned = {
       family: td.family, cpu: td.cpu, memory: td.memory, taskRoleArn: td.taskRoleArn,
@@ -185,14 +206,26 @@ Object.assign(RULES, {
     if (/arn:aws:/.test(text)) err("taskDefinition", "an ARN with a fixed partition (arn:aws:): take it from the stack's outputs");
     // the renderer's table: "PLACEHOLDER  OutputKey" lines in stack_owned,
     // plus what it sets itself in names=
-    const table = [...(renderer.match(/^stack_owned='([^']*)'/m)?.[1] ?? "").matchAll(/^([A-Z_]+)\s+([A-Za-z0-9]+)$/gm)];
+    const table = rendererTable(renderer);
     const filled = new Set([...(renderer.match(/^names='([^']*)'/m)?.[1] ?? "").matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]));
-    for (const [, name] of table) filled.add(name);
+    for (const [name] of table) filled.add(name);
     for (const m of text.matchAll(/\$\{([A-Z_]+)\}/g)) {
       if (!filled.has(m[1])) err("renderer", `the task definition's \${${m[1]}} is not among the names the renderer fills`);
     }
+    // the migration's task definition, rendered the same way
+    const mc = mtd.containerDefinitions?.[0] ?? {};
+    const migrateOwned = { family: mtd.family, executionRoleArn: mtd.executionRoleArn,
+                           "awslogs-group": mc.logConfiguration?.options?.["awslogs-group"] };
+    for (const [field, value] of Object.entries(migrateOwned)) {
+      if (!/^\$\{[A-Z_]+\}$/.test(String(value))) err("migrateTaskDefinition", `${field} is ${value}: a value the stack owns, to be filled from its outputs`);
+    }
+    const migrateText = JSON.stringify(mtd);
+    if (/arn:aws:/.test(migrateText)) err("migrateTaskDefinition", "an ARN with a fixed partition (arn:aws:): take it from the stack's outputs");
+    for (const m of migrateText.matchAll(/\$\{([A-Z_]+)\}/g)) {
+      if (!filled.has(m[1])) err("renderer", `the migration task definition's \${${m[1]}} is not among the names the renderer fills`);
+    }
     const outputs = new Set(Object.keys(t.Outputs ?? {}));
-    for (const [, , key] of table) {
+    for (const [, key] of table) {
       if (!outputs.has(key)) err("renderer", `reads the stack output ${key}, which the template does not have`);
     }
   },
@@ -241,9 +274,8 @@ Object.assign(RULES, {
     if (!hasAlb) return;
     const released = (td.containerDefinitions?.[0]?.environment ?? []).some((e) => e.name === "TRUSTED_PROXIES" && e.value);
     if (!released) err("taskDefinition", "no TRUSTED_PROXIES: behind the load balancer all clients would share its address");
-    for (const [name, r] of Object.entries(t.Resources ?? {})) {
-      if (r.Type !== "AWS::ECS::TaskDefinition") continue;
-      const env = r.Properties?.ContainerDefinitions?.[0]?.Environment ?? [];
+    for (const name of serviceTaskDefinitions(t)) {
+      const env = t.Resources[name].Properties?.ContainerDefinitions?.[0]?.Environment ?? [];
       if (!env.some((e) => e.Name === "TRUSTED_PROXIES")) err("template", `${name} sets no TRUSTED_PROXIES`);
     }
   },
@@ -341,11 +373,138 @@ Object.assign(RULES, {
   },
 });
 
+// Ingress rules on security group `group` (inline or separate resources).
+function ingressOf(t, group) {
+  const rules = [...(t.Resources?.[group]?.Properties?.SecurityGroupIngress ?? [])];
+  for (const r of Object.values(t.Resources ?? {})) {
+    if (r.Type === "AWS::EC2::SecurityGroupIngress" && references(r.Properties?.GroupId).has(group)) rules.push(r.Properties);
+  }
+  return rules;
+}
+
+Object.assign(RULES, {
+  // Firehose writes one index a day into the search domain; nothing deletes
+  // them unless an index state management policy says so, and the domain
+  // stops taking logs when its disk is full. The stack writes that policy
+  // at each deploy: a custom resource whose function PUTs it (deleting
+  // indices a parameter's days old, for the indices Firehose writes), adds
+  // it to the indices already there, and can reach the domain in the VPC.
+  "search-retention"(t, _w, err) {
+    const resources = t.Resources ?? {};
+    for (const [domain, d] of Object.entries(resources)) {
+      if (!["AWS::OpenSearchService::Domain", "AWS::Elasticsearch::Domain"].includes(d.Type)) continue;
+      const indices = Object.values(resources).filter((r) => r.Type === "AWS::KinesisFirehose::DeliveryStream")
+        .map((r) => r.Properties?.AmazonopensearchserviceDestinationConfiguration ?? r.Properties?.ElasticsearchDestinationConfiguration)
+        .filter((c) => c && references(c.DomainARN).has(domain))
+        .map((c) => (c.IndexRotationPeriod && c.IndexRotationPeriod !== "NoRotation" ? `${c.IndexName}-2026-01-31` : c.IndexName));
+      if (indices.length === 0) continue;
+      const writers = Object.entries(resources).filter(([, r]) =>
+        /^Custom::|^AWS::CloudFormation::CustomResource$/.test(r.Type) && references(r.Properties).has(domain));
+      if (writers.length === 0) {
+        err("template", `nothing writes a retention policy into ${domain} at deploy: its daily indices pile up until the disk is full`);
+        continue;
+      }
+      for (const [name, c] of writers) {
+        const props = c.Properties ?? {};
+        const fnName = [...references(props.ServiceToken)][0];
+        const fn = resources[fnName];
+        const code = fn?.Properties?.Code?.ZipFile;
+        if (fn?.Type !== "AWS::Lambda::Function" || typeof code !== "string") {
+          err("template", `${name} is not served by an inline AWS::Lambda::Function this check can read`);
+          continue;
+        }
+        for (const needle of ["_plugins/_ism/policies/", "if_seq_no", "_plugins/_ism/add/", "ism_template", "min_index_age", "delete"]) {
+          if (!code.includes(needle)) err("template", `${fnName}'s code never mentions ${needle}: it does not write the retention policy, or not idempotently, or not for the indices already there`);
+        }
+        // the delete age: a property from a stack parameter, read by the code
+        const age = Object.entries(props).find(([k, v]) => typeof v?.Ref === "string" && t.Parameters?.[v.Ref] &&
+          (code.includes(`"${k}"`) || code.includes(`'${k}'`)));
+        if (!age) err("template", `${name}: the delete age is not a stack parameter that ${fnName} reads`);
+        else if (t.Parameters[age[1].Ref].Default === undefined) err("template", `${age[1].Ref} has no default retention`);
+        const pattern = typeof props.IndexPattern === "string" ? glob(props.IndexPattern) : null;
+        for (const index of indices) {
+          if (!pattern?.test(index)) err("template", `${name}.IndexPattern ${props.IndexPattern} does not match ${index}, an index Firehose writes`);
+        }
+        if (d.Properties?.VPCOptions) {
+          const fnGroups = references(fn.Properties?.VpcConfig?.SecurityGroupIds);
+          const open = [...references(d.Properties.VPCOptions.SecurityGroupIds)].some((g) => ingressOf(t, g).some((r) =>
+            r.FromPort <= 443 && r.ToPort >= 443 && [...references(r.SourceSecurityGroupId)].some((s) => fnGroups.has(s))));
+          if (!open) err("template", `${fnName} cannot reach ${domain} in the VPC: no HTTPS ingress from its security group`);
+        }
+      }
+    }
+  },
+});
+
+Object.assign(RULES, {
+  // The service connects as a role that can read and write the tables and
+  // nothing else (deploy/db/roles.sql), never as the database's master
+  // user: then it must not migrate at start (the app role cannot, and every
+  // task would fail), and the release runs the migrations first, as the
+  // migration role, in a one-off task.
+  "database-app-role"(t, w, err, { taskDefinition: td, migrateTaskDefinition: mtd, renderer, migratePath }) {
+    const resources = t.Resources ?? {};
+    const isSecret = (n) => resources[n]?.Type === "AWS::SecretsManager::Secret";
+    // the secrets of the master user: what a database instance's master
+    // user name and password come from
+    const master = new Set();
+    for (const r of Object.values(resources)) {
+      if (!["AWS::RDS::DBInstance", "AWS::RDS::DBCluster"].includes(r.Type)) continue;
+      for (const k of ["MasterUsername", "MasterUserPassword"]) for (const n of references(r.Properties?.[k])) if (isSecret(n)) master.add(n);
+    }
+    // a secret is the master user's when it is one, or made from one
+    const isMaster = (n) => master.has(n) || [...references(resources[n]?.Properties?.SecretString)].some((m) => master.has(m));
+    const secretIn = (node) => [...references(node)].find(isSecret);
+
+    for (const name of serviceTaskDefinitions(t)) {
+      const c = resources[name].Properties?.ContainerDefinitions?.[0] ?? {};
+      const secret = secretIn((c.Secrets ?? []).find((s) => s.Name === "DATABASE_URL")?.ValueFrom);
+      if (secret && isMaster(secret)) err("template", `${name}'s DATABASE_URL is ${secret}, the database's master user: the service connects as the app role`);
+      const migrate = (c.Environment ?? []).find((e) => e.Name === "MIGRATE_ON_START")?.Value;
+      if (String(migrate) !== "false")
+        err("template", `${name} sets MIGRATE_ON_START=${migrate ?? "(unset: true)"}: the app role may not migrate, every task would fail at start`);
+    }
+
+    // the released task definitions: placeholder, the renderer's output, its secret
+    const table = new Map(rendererTable(renderer));
+    const secretBehind = (valueFrom) => {
+      const key = table.get(String(valueFrom).match(/^\$\{([A-Z_]+)\}$/)?.[1]);
+      return key ? secretIn(t.Outputs?.[key]?.Value) : undefined;
+    };
+    const c = td.containerDefinitions?.[0] ?? {};
+    const app = secretBehind((c.secrets ?? []).find((s) => s.name === "DATABASE_URL")?.valueFrom);
+    if (!app) err("taskDefinition", "DATABASE_URL is not a secret of the stack");
+    else if (isMaster(app)) err("taskDefinition", `DATABASE_URL is ${app}, the database's master user: the service connects as the app role`);
+    const migrate = (c.environment ?? []).find((e) => e.name === "MIGRATE_ON_START")?.value;
+    if (migrate !== "false") err("taskDefinition", `MIGRATE_ON_START is ${migrate ?? "unset (true)"}: the app role may not migrate, every task would fail at start`);
+
+    const mc = mtd.containerDefinitions?.[0] ?? {};
+    if (!(mc.command ?? []).includes("migrate")) err("migrateTaskDefinition", "does not run `moonkeep migrate`");
+    const migrator = secretBehind((mc.secrets ?? []).find((s) => s.name === "DATABASE_URL")?.valueFrom);
+    if (!migrator) err("migrateTaskDefinition", "DATABASE_URL is not a secret of the stack");
+    else if (migrator === app) err("migrateTaskDefinition", `migrates as the app role (${app}), which may not change the schema`);
+
+    // the release runs the migration task to its end (tools/ecs-run-task.sh
+    // with the migration's task definition) before it updates the service
+    for (const [name, job] of Object.entries(w.jobs ?? {})) {
+      const steps = job.steps ?? [];
+      const deploy = steps.findIndex((s) => String(s.uses ?? "").startsWith("aws-actions/amazon-ecs-deploy-task-definition"));
+      if (deploy < 0) continue;
+      const file = migratePath.split("/").pop();
+      const runs = steps.findIndex((s) => String(s.run ?? "").includes("ecs-run-task.sh") &&
+        [s.run, ...Object.values(s.env ?? {})].some((v) => String(v ?? "").includes(file)));
+      if (runs < 0 || runs > deploy) err("workflow", `job ${name} updates the service without first running the migration task (${migratePath})`);
+    }
+  },
+});
+
 export function check(texts, files) {
   const findings = [];
   const t = yaml.load(texts.template, { schema: CFN_SCHEMA });
   const w = yaml.load(texts.workflow);
   const extra = { taskDefinition: JSON.parse(texts.taskDefinition), renderer: texts.renderer,
+                  migrateTaskDefinition: JSON.parse(texts.migrateTaskDefinition ?? "{}"),
+                  migratePath: files.migrateTaskDefinition ?? "deploy/ecs/migrate-task-definition.json",
                   rootFiles: texts.rootFiles ?? [], readme: texts.readme, compose: yaml.load(texts.compose),
                   stackReadme: texts.stackReadme ?? "" };
   for (const [rule, fn] of Object.entries(RULES)) {
@@ -363,6 +522,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     readme: process.argv[6] ?? "deploy/README.md",
     compose: process.argv[7] ?? "docker-compose.yml",
     stackReadme: process.argv[8] ?? "deploy/cloudformation/README.md",
+    migrateTaskDefinition: process.argv[9] ?? "deploy/ecs/migrate-task-definition.json",
   };
   const texts = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, "utf8")]));
   texts.rootFiles = readdirSync(".");

@@ -143,7 +143,7 @@ check_deploy() {
   need_node_tools || return 1
   node "$lint_dir/deploy-check.mjs" deploy/cloudformation/moonkeep.yml .github/workflows/release.yml \
     deploy/ecs/task-definition.json tools/render-task-definition.sh deploy/README.md docker-compose.yml \
-    deploy/cloudformation/README.md
+    deploy/cloudformation/README.md deploy/ecs/migrate-task-definition.json
 }
 
 passed=0
