@@ -1,12 +1,13 @@
 /* hash_cost.c — the crypto floor of a login for `make bench`: the time of
  * one argon2id verify with moonkeep's parameters (ARGON2_OPSLIMIT,
- * ARGON2_MEMLIMIT_KIB, defaults 2 and 19456 KiB, p=1: host/password.c), and
- * how many verifies per second THREADS threads sustain together.
+ * ARGON2_MEMLIMIT_KIB, defaults 2 and 19456 KiB, p=1: host/bind/password.c),
+ * and how many verifies per second THREADS threads sustain together.
  *
  *   hash_cost [THREADS [SECONDS]]   prints one JSON object on stdout
  *
- * Linked with host/pwhash_memory.c, so it hashes the way moonkeep's hashing
- * threads do, with argon2id's memory kept mapped between hashes: that is
+ * Linked with host/bind/pwhash_memory.c and host/server/interpose_mmap.c, so
+ * it hashes the way moonkeep's hashing threads do, with argon2id's memory
+ * kept mapped between hashes: that is
  * the floor (verify_ms, parallel_verifies_per_s). The *_fresh_mapping
  * figures are libsodium on its own (a new mapping per hash), for the record.
  * THREADS (2) verify together for SECONDS (2), each way. Also measures
@@ -20,7 +21,7 @@
 
 #include <sodium.h>
 
-#include "../host/pwhash_memory.h"
+#include "../host/bind/pwhash_memory.h"
 
 #define RUNS 7
 

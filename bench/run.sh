@@ -120,7 +120,8 @@ mkdir -p "$helpers"
 read -r -a libevent_flags <<<"$(pkg-config --cflags --libs libevent)"
 read -r -a libsodium_flags <<<"$(pkg-config --cflags --libs libsodium)"
 cc -O2 -Wall -Wextra -o "$helpers/bare_evhttp" bench/bare_evhttp.c "${libevent_flags[@]}"
-cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$helpers/hash_cost" bench/hash_cost.c host/pwhash_memory.c "${libsodium_flags[@]}" -lpthread
+cc -O2 -Wall -Wextra -D_GNU_SOURCE -Ihost -o "$helpers/hash_cost" bench/hash_cost.c host/bind/pwhash_memory.c \
+  host/server/interpose_mmap.c "${libsodium_flags[@]}" -lpthread
 
 # ---- the machine -------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -166,7 +167,7 @@ wait_http "http://127.0.0.1:$PORT/healthz"
 sleep 0.5
 
 # Hashing threads keep argon2id's memory (19 MiB each) for 2 s after their
-# last hash (host/pwhash_memory.c): RSS readings wait until none is kept
+# last hash (host/bind/pwhash_memory.c): RSS readings wait until none is kept
 # (moonkeep_hash_memory_bytes 0, at most 10 s), so that they compare what
 # serving requests costs.
 wait_hash_memory_released() {

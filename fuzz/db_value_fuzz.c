@@ -1,4 +1,4 @@
-/* db_value_fuzz.c — host/db.c's conversion of a result field (its text and
+/* db_value_fuzz.c — host/bind/db.c's conversion of a result field (its text and
  * its column type's OID) to a Lua value: host_db_push_text.
  *
  * The first byte picks the column type, the rest is the text as libpq
@@ -12,7 +12,7 @@
 
 #include <lauxlib.h>
 
-#include "db.h"
+#include "bind/db.h"
 #include "fuzz.h"
 
 static lua_State *L;

@@ -1,6 +1,6 @@
 /* json_fuzz.c — the JSON body path: scripts/lib/http.lua's read_json
  * (lua-cjson with the service's settings, the UTF-8 check, the duplicate-key
- * check) in a LuaJIT VM, then host/json.c's encoder on what it decoded.
+ * check) in a LuaJIT VM, then host/base/json.c's encoder on what it decoded.
  *
  * Checks: read_json never raises (in a worker that would be a 500); it
  * returns a table, or nil and a 400 invalid_json/not-an-object error; what
@@ -15,7 +15,7 @@
 #include <lauxlib.h>
 
 #include "fuzz.h"
-#include "json.h"
+#include "base/json.h"
 
 static lua_State *L;
 static int read_json_ref, equal_ref, decode_ref;

@@ -1,4 +1,4 @@
-/* jwt_fuzz.c — host.jwt's verify path (host/jwt.c through its Lua API).
+/* jwt_fuzz.c — host.jwt's verify path (host/bind/jwt.c through its Lua API).
  *
  * Two kinds of input, told apart by the first byte:
  *   even  the rest is a token as a client would send it: verify must say

@@ -20,9 +20,9 @@
 #include <event2/keyvalq_struct.h>
 #include <lauxlib.h>
 
-#include "conn.h"
+#include "server/conn.h"
 #include "fuzz.h"
-#include "request_table.h"
+#include "server/request_table.h"
 
 static lua_State *L;
 

@@ -6,7 +6,7 @@
 #include <lualib.h>
 #include <sodium.h>
 
-#include "bindings.h"
+#include "lua/modules.h"
 
 #ifndef MOONKEEP_ROOT
 #define MOONKEEP_ROOT "."
@@ -33,11 +33,10 @@ lua_State *fuzz_vm(void)
     lua_pushliteral(L, MOONKEEP_ROOT "/scripts/?.lua;" MOONKEEP_ROOT "/scripts/?/init.lua");
     lua_setfield(L, -2, "path");
     lua_getfield(L, -1, "preload");
-#define HOST_MODULE(id, open) \
-    lua_pushcfunction(L, open); \
-    lua_setfield(L, -2, "host." #id);
-#include "modules.h"
-#undef HOST_MODULE
+    for (const struct host_module *m = host_modules; m->name; m++) {
+        lua_pushcfunction(L, m->open);
+        lua_setfield(L, -2, m->name);
+    }
     lua_pop(L, 2);
     return L;
 }

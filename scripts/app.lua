@@ -15,6 +15,9 @@ local http = require "lib.http"
 local auth = require "lib.auth"
 local metrics = require "host.metrics"
 local openapi = require "openapi"
+local config = require "lib.config"
+local outbox = require "lib.outbox"
+local retention = require "lib.retention"
 
 local ROUTE_MODULES = {
   "routes.meta",
@@ -63,6 +66,14 @@ function app.handle(req)
   local res = dispatch(req)
   return res.status, res.body, res.headers
 end
+
+-- Background jobs: the host runs each `run` in a task of its own every
+-- `every` seconds in every worker, one run of a job at a time per worker
+-- (docs/scripting.md, "Jobs").
+app.jobs = {
+  mail = {every = config.mail_poll, run = outbox.run},
+  retention = {every = config.retention_sweep, run = retention.run},
+}
 
 -- Run by the host before a generation serves: a false return refuses it.
 -- Every route must be in the OpenAPI document, and nothing else.

@@ -12,7 +12,7 @@ COVERAGE_FLOOR_SCRIPTS=${COVERAGE_FLOOR_SCRIPTS:-90} # % of scripts/ lines
 #
 # Forked workers are counted: they leave through exit(), which writes their
 # .gcda counts (merged by libgcov under a file lock). The server's Lua is
-# counted when the host runs MOONKEEP_LUA_COVERAGE in each VM (host/vm.c);
+# counted when the host runs MOONKEEP_LUA_COVERAGE in each VM (host/lua/vm.c);
 # without that, scripts/ is measured from the in-process specs alone.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1

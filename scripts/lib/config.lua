@@ -3,7 +3,7 @@
 -- value raises, so the generation is refused with the reason logged and the
 -- old one keeps serving.
 --
--- Every variable the scripts read (the host reads its own: see host/config.h):
+-- Every variable the scripts read (the host reads its own: see host/base/config.h):
 --
 --   PUBLIC_URL              http://localhost:$PORT  base of the links in mails (no trailing /)
 --   PORT                    5000      only to build the PUBLIC_URL default
@@ -18,6 +18,21 @@
 --   MAIL_RATE_WINDOW_S      900       that window (15 min)
 --   CLIENT_HASH_BUDGET_PER_MIN 60     password-hashing requests without a token per
 --                                     client address per minute (0: no budget)
+--   MAIL_POLL_S             1         how often each worker looks for due mails (the `mail` job)
+--   MAIL_BATCH              50        mails one round of the job sends at most
+--   MAIL_RETRY_MAX          8         delivery attempts of a mail before it is given up
+--   MAIL_BACKOFF_MAX_S      300       longest wait between two attempts (1 s doubling)
+--   MAIL_LEASE_S            120       how long a claimed mail is a worker's before another
+--                                     may take it (more than MAIL_TIMEOUT_S)
+--   RETENTION_SWEEP_S       600       how often the retention sweeper runs (the `retention` job)
+--   RETENTION_BATCH         1000      rows deleted per batch (one short transaction)
+--   RETENTION_MAX_BATCHES   100       batches per table per sweep
+--   RETENTION_SESSIONS_S    604800    sessions kept after they expire or are revoked (7 days)
+--   RETENTION_TOKENS_S      86400     link tokens kept after they expire or are used (1 day)
+--   RETENTION_RATE_LIMITS_S 86400     rate-limit windows kept after they start (1 day;
+--                                     at least the longest window)
+--   RETENTION_MAIL_S        604800    outbox rows kept after they are sent or given up (7 days)
+--   AUDIT_RETENTION_DAYS    365       audit events kept (a year)
 --   CURSOR_SECRET           $JWT_SECRET  HMAC key of pagination cursors
 --   JWT_SECRET              (none)    only as the default of CURSOR_SECRET
 --   SWAGGER_UI_DIR          vendor/node_modules/swagger-ui-dist
@@ -60,9 +75,28 @@ function config.load(getenv)
     mail_rate_limit = int("MAIL_RATE_LIMIT", 5, 1, 1000000),
     mail_rate_window = int("MAIL_RATE_WINDOW_S", 900, 1, 365 * DAY),
     client_hash_budget = int("CLIENT_HASH_BUDGET_PER_MIN", 60, 0, 1000000),
+    mail_poll = int("MAIL_POLL_S", 1, 1, 3600),
+    mail_batch = int("MAIL_BATCH", 50, 1, 10000),
+    mail_retry_max = int("MAIL_RETRY_MAX", 8, 1, 100),
+    mail_backoff_max = int("MAIL_BACKOFF_MAX_S", 300, 1, DAY),
+    mail_lease = int("MAIL_LEASE_S", 120, 10, DAY),
+    retention_sweep = int("RETENTION_SWEEP_S", 600, 1, DAY),
+    retention_batch = int("RETENTION_BATCH", 1000, 1, 100000),
+    retention_max_batches = int("RETENTION_MAX_BATCHES", 100, 1, 1000000),
+    retention_sessions = int("RETENTION_SESSIONS_S", 7 * DAY, 0, 3650 * DAY),
+    retention_tokens = int("RETENTION_TOKENS_S", DAY, 0, 3650 * DAY),
+    retention_rate_limits = int("RETENTION_RATE_LIMITS_S", DAY, 0, 3650 * DAY),
+    retention_mail = int("RETENTION_MAIL_S", 7 * DAY, 0, 3650 * DAY),
+    retention_audit = int("AUDIT_RETENTION_DAYS", 365, 1, 36500) * DAY,
     cursor_secret = str("CURSOR_SECRET", str("JWT_SECRET")),
     swagger_ui_dir = str("SWAGGER_UI_DIR", "vendor/node_modules/swagger-ui-dist"),
   }
+  -- a window deleted before it ends would forget its count
+  local longest = math.max(c.login_failure_window, c.mail_rate_window, 60)
+  if c.retention_rate_limits < longest then
+    error(format("config: RETENTION_RATE_LIMITS_S=%d is shorter than the longest rate-limit window (%d s)",
+                 c.retention_rate_limits, longest), 0)
+  end
   return c
 end
 

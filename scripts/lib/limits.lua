@@ -42,8 +42,8 @@ local function within(count, retry_after, limit, msg)
   return true
 end
 
-local function hit(kind, key, window, limit, msg)
-  local count, retry_after = store:rate_hit(kind, key, window)
+local function hit(kind, key, window, limit, msg, s)
+  local count, retry_after = (s or store):rate_hit(kind, key, window)
   if not count then return nil, retry_after end
   return within(count, retry_after, limit, msg)
 end
@@ -76,11 +76,11 @@ function limits.login_succeeded(email, s)
   return true
 end
 
--- Counts one mail of `kind` ("confirm" or "reset") to `email`; true when it
--- may be sent.
-function limits.mail(kind, email)
+-- Counts one mail of `kind` ("confirm" or "reset") to `email`, in store or
+-- transaction `s` (the one that queues the mail); true when it may be sent.
+function limits.mail(kind, email, s)
   return hit(assert(MAIL_KIND[kind], "unknown mail kind"), email, config.mail_rate_window,
-             config.mail_rate_limit, MSG_MAIL)
+             config.mail_rate_limit, MSG_MAIL, s)
 end
 
 -- The rate_limits kind of `kind`'s mails, and the decision on a count that

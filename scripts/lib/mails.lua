@@ -1,10 +1,8 @@
--- lib/mails.lua — the emails the service sends, and sending them. A link
--- carries a one-time token; only its SHA-256 is stored (one_time_tokens).
--- Sending never fails the request: host.mail queues and retries in the
--- background, and a refused send is logged (the admin can ask again).
-local mail = require "host.mail"
+-- lib/mails.lua — the emails the service sends. A link carries a one-time
+-- token; only its SHA-256 is stored (one_time_tokens). A mail is a row of
+-- the mail outbox written in the transaction that made its token
+-- (mails.queue); lib/outbox.lua renders it with mails.message and sends it.
 local crypto = require "host.crypto"
-local log = require "host.log"
 local config = require "lib.config"
 local pages = require "lib.pages"
 
@@ -66,16 +64,12 @@ function mails.message(kind, to, name, token, ttl)
   }
 end
 
--- Queues the message; logs (never raises, never fails the caller) when the
--- host refuses it.
-function mails.send(kind, to, name, token, ttl)
-  local id, err = mail.send(mails.message(kind, to, name, token, ttl))
-  if not id then
-    log.error("mail not queued", {kind = kind, to = to, error = tostring(err)})
-    return false
-  end
-  log.info("mail queued", {kind = kind, mail_id = id})
-  return true
+-- Adds the mail of `kind` with `token` for `admin` to the outbox, in
+-- store or transaction `s` (the one that stored the token): true, or nil
+-- and an error response.
+function mails.queue(s, kind, admin, token, ttl)
+  assert(TEMPLATES[kind], "unknown mail kind")
+  return s:queue_mail(kind, admin.email, admin.name, token, ttl)
 end
 
 return mails

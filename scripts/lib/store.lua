@@ -39,6 +39,13 @@ local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
 
+-- Deletes at most $2 rows of `tbl` matching `past` (its retention is over),
+-- by row address, so that one batch locks only its rows: the count.
+local function sweep(tbl, past)
+  return format("WITH d AS (DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT $2::integer))"
+    .. " RETURNING 1 AS row) SELECT count(row)::integer AS deleted FROM d", tbl, tbl, past)
+end
+
 -- Counts one event of ($1 kind, $2 key) in a fixed window of $3 seconds (a
 -- window older than that starts again at 1); returns count, retry_after.
 local RATE_HIT = "INSERT INTO rate_limits AS r (kind, key, window_start, count) VALUES ($1::text, $2::text, now(), 1)"
@@ -267,15 +274,50 @@ local SQL = {
   -- same round trip and the same commit: counts the request ($1 kind, $2
   -- email, $3 window) and, when it is within $7 and the address is an
   -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
-  -- kind, $5 hash, $6 ttl). The row: count, retry_after, and the admin's
-  -- id, email and name when a token was stored.
+  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token). The row:
+  -- count, retry_after, and the admin's id when a token was stored.
   mail_request = "WITH hit AS (" .. RATE_HIT .. "),"
     .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
     .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
     .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
-    .. " RETURNING admin_id)"
-    .. " SELECT hit.count, hit.retry_after, a.id, a.email, a.name FROM hit"
-    .. " LEFT JOIN t ON true LEFT JOIN admins a ON a.id = t.admin_id",
+    .. " RETURNING admin_id, email),"
+    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
+    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer FROM t JOIN admins a ON a.id = t.admin_id)"
+    .. " SELECT hit.count, hit.retry_after, t.admin_id FROM hit LEFT JOIN t ON true",
+
+  -- the mail outbox (migrations/0005_mail_outbox.sql, lib/outbox.lua)
+  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
+    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer)",
+  -- the oldest due row, leased for $1 seconds (its due_at moves to the
+  -- lease's end, so a claim by a worker that died runs out by itself)
+  claim_mail = "UPDATE mail_outbox o SET due_at = now() + " .. secs("$1") .. ", attempts = o.attempts + 1"
+    .. " FROM (SELECT id FROM mail_outbox WHERE status = 'due' AND due_at <= now()"
+    .. " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) c"
+    .. " WHERE o.id = c.id RETURNING o.id, o.message_id, o.kind, o.to_addr, o.name, o.token, o.ttl_s, o.attempts",
+  mail_sent = "UPDATE mail_outbox SET status = 'sent', done_at = now(), token = NULL, last_error = NULL"
+    .. " WHERE id = $1::bigint AND status = 'due'",
+  -- the next attempt in $2 seconds, times a random factor in [0.8, 1.2) so
+  -- that mails that failed together do not all come back together
+  mail_retry = "UPDATE mail_outbox SET due_at = now() + make_interval(secs => $2::float8 * (0.8 + 0.4 * random())),"
+    .. " last_error = $3::text WHERE id = $1::bigint AND status = 'due'",
+  mail_failed = "UPDATE mail_outbox SET status = 'failed', done_at = now(), token = NULL, last_error = $2::text"
+    .. " WHERE id = $1::bigint AND status = 'due'",
+  -- depth (due rows, also those waiting for a retry or leased), and the age
+  -- in seconds of the oldest one whose time has come
+  outbox_stats = "SELECT count(id)::bigint AS depth,"
+    .. " coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS oldest_due_s"
+    .. " FROM mail_outbox WHERE status = 'due'",
+
+  -- retention (lib/retention.lua): one batch of at most $2 rows past $1
+  -- seconds of retention, under the sweeper's advisory lock ($1)
+  sweep_lock = "SELECT pg_try_advisory_xact_lock($1::bigint) AS locked",
+  sweep_sessions = sweep("sessions", "expires_at < now() - " .. secs("$1")
+    .. " OR revoked_at < now() - " .. secs("$1")),
+  sweep_tokens = sweep("one_time_tokens", "expires_at < now() - " .. secs("$1")
+    .. " OR used_at < now() - " .. secs("$1")),
+  sweep_rate_limits = sweep("rate_limits", "window_start < now() - " .. secs("$1")),
+  sweep_mail = sweep("mail_outbox", "status <> 'due' AND done_at < now() - " .. secs("$1")),
+  sweep_audit = sweep("audit_events", "at < now() - " .. secs("$1")),
 
   -- users
   create_user = "WITH u AS (INSERT INTO users (email, name, active, created_by)"
@@ -668,13 +710,55 @@ function Store:rate_take_back(kind, key)
   return self:run("rate_take_back", kind, key)
 end
 
--- The mail_request statement (above): count, retry_after, and the admin
--- {id, email, name} when a token was stored, else nil.
-function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit)
-  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit)
+-- The mail_request statement (above): count, retry_after.
+function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
+  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
   if not row then return nil, err end
-  local admin = row.id ~= nil and row.id ~= null and {id = row.id, email = row.email, name = row.name} or nil
-  return row.count, row.retry_after, admin
+  return row.count, row.retry_after
+end
+
+-- ---- the mail outbox -------------------------------------------------------------
+
+function Store:queue_mail(kind, to, name, token, ttl)
+  local ok, err = self:run("queue_mail", kind, to, name, token, ttl)
+  if not ok then return nil, err end
+  return true
+end
+
+-- The oldest due mail, leased for `lease` seconds, or nil (none due), or
+-- nil and an error response.
+function Store:claim_mail(lease)
+  return self:one("claim_mail", lease)
+end
+
+function Store:mail_sent(id)
+  return self:run("mail_sent", id)
+end
+
+function Store:mail_retry(id, delay, error_text)
+  return self:run("mail_retry", id, delay, error_text)
+end
+
+function Store:mail_failed(id, error_text)
+  return self:run("mail_failed", id, error_text)
+end
+
+function Store:outbox_stats()
+  return self:one("outbox_stats")
+end
+
+-- ---- retention -------------------------------------------------------------------
+
+-- One batch of the sweep of `what` (sessions, tokens, rate_limits, mail, audit)
+-- in transaction `tx`, under the advisory lock `lock_key`: rows deleted, or
+-- false when another process holds the lock, or nil and an error response.
+function Store:sweep(what, lock_key, retention, batch)
+  local row, err = self:one("sweep_lock", lock_key)
+  if not row then return nil, err end
+  if not row.locked then return false end
+  row, err = self:one("sweep_" .. what, retention, batch)
+  if not row then return nil, err end
+  return row.deleted
 end
 
 -- ---- users ----------------------------------------------------------------------

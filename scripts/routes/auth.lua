@@ -59,25 +59,21 @@ local function verify_password(hash, pw)
   return ok
 end
 
--- Creates a one-time token of `kind` for the admin (in store or transaction
--- `s`): the raw token (to mail), or nil and an error response.
-local function issue_token(s, kind, admin, ttl)
+-- Makes a one-time link of `kind` for the admin and queues its mail, in
+-- transaction `tx`, unless the address had its share of mails: the mail
+-- limit counts every mail, but a registration or an email change is never
+-- refused for it (the admin can ask again later). true, or nil and an
+-- error response.
+local function issue_link(tx, kind, admin, ttl)
   local token, token_hash = mails.new_token()
-  local ok, err = s:create_token(kind, token_hash, validate.id(admin.id), admin.email, ttl)
+  local ok, err = tx:create_token(kind, token_hash, validate.id(admin.id), admin.email, ttl)
   if not ok then return nil, err end
-  return token
-end
-
--- Sends the link of `kind` unless the address had its share of mails: the
--- mail limit counts every mail, but a registration or an email change is
--- never refused for it (the admin can ask again later).
-local function send_link(kind, admin, token, ttl)
-  local allowed = limits.mail(kind, admin.email)
+  local allowed = limits.mail(kind, admin.email, tx)
   if not allowed then
     log.warn("mail not sent: rate limited", {kind = kind, admin_id = admin.id})
-    return
+    return true
   end
-  mails.send(kind, admin.email, admin.name, token, ttl)
+  return mails.queue(tx, kind, admin, token, ttl)
 end
 
 local function validation_failed(fields)
@@ -110,20 +106,19 @@ local function register(req)
   local hash
   hash, err = hash_password(input.password)
   if not hash then return err end
-  local token, events
+  local events
   local admin
   admin, err = store:transaction(function(tx)
     local a, e
     a, e, events = tx:create_admin(input.email, input.name, hash, audit.context(req))
     if not a then return nil, e end
-    token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
-    if not token then return nil, e end
+    ok, e = issue_link(tx, "confirm", a, config.confirm_ttl)
+    if not ok then return nil, e end
     return a
   end)
   if not admin then return err end
   audit.log(events)
   log.info("admin registered", {admin_id = admin.id})
-  send_link("confirm", admin, token, config.confirm_ttl)
   return http.created({admin = views.admin(admin)})
 end
 
@@ -157,8 +152,8 @@ end
 -- Answers a request for a link of `kind` mailed to an address: 202 whether
 -- or not the address is an admin's (for a confirmation: an unconfirmed one),
 -- after the same work either way (a token made, one statement that counts
--- the request and stores the token only for an admin: lib/store.lua,
--- mail_request), so neither the answer nor its time tells which addresses
+-- the request and, only for an admin, stores the token and queues its mail:
+-- lib/store.lua, mail_request), so neither the answer nor its time tells which addresses
 -- exist. 429 past the mail limit.
 local function mail_link_to_address(req, kind, ttl)
   local body, err = http.read_json(req)
@@ -166,12 +161,11 @@ local function mail_link_to_address(req, kind, ttl)
   local input, fields = validate.email_request(body)
   if not input then return validation_failed(fields) end
   local token, token_hash = mails.new_token()
-  local count, retry_after, admin = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
-                                                      kind, token_hash, ttl, config.mail_rate_limit)
+  local count, retry_after = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
+                                               kind, token_hash, ttl, config.mail_rate_limit, token)
   if not count then return retry_after end -- the store's error response
   local ok, limited = limits.mail_counted(count, retry_after)
   if not ok then return limited end
-  if admin then mails.send(kind, admin.email, admin.name, token, ttl) end
   return http.accepted()
 end
 
@@ -391,7 +385,6 @@ local function update_me(req)
     return http.ok({admin = views.admin(current)})
   end
 
-  local token
   local admin
   local events = {}
   admin, err = store:transaction(function(tx)
@@ -411,14 +404,13 @@ local function update_me(req)
     if changes.email then
       ok, e = tx:drop_unused_tokens(id, nil)
       if not ok then return nil, e end
-      token, e = issue_token(tx, "confirm", a, config.confirm_ttl)
-      if not token then return nil, e end
+      ok, e = issue_link(tx, "confirm", a, config.confirm_ttl)
+      if not ok then return nil, e end
     end
     return a
   end)
   if not admin then return err end
   audit.log(events)
-  if token then send_link("confirm", admin, token, config.confirm_ttl) end
   log.info("admin updated", {admin_id = admin.id, email_changed = changes.email ~= nil,
                              password_changed = changes.password_hash ~= nil})
   return http.ok({admin = views.admin(admin)})

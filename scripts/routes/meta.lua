@@ -23,7 +23,7 @@ local function healthz()
   return http.ok({status = "ok"})
 end
 
--- The master's record of script generations (host/snapshot.c): the active
+-- The master's record of script generations (host/server/snapshot.c): the active
 -- one and the last refused change, or nil before the first publication.
 local function scripts_status()
   local text = info.scripts_status()

@@ -1,9 +1,17 @@
--- host.mail against the real binary: the outbox folder, delivery to a real
--- SMTP server (tools/smtp-sink.py), retries when the server or the folder is
--- not there yet, and what is refused. The routes under test are
+-- host.mail against the real binary: mail.deliver makes one delivery
+-- attempt while the calling request waits, into the outbox folder or to a
+-- real SMTP server (tools/smtp-sink.py), and says how it went: true, or
+-- nil, err, permanent. The routes under test are
 -- spec/fixtures/mail_test_routes.lua, installed as routes/mail_test.lua in a
 -- copy of scripts/ (server.scripts_with): they hand the request's JSON to
--- mail.send.
+-- mail.deliver and answer 200 {delivered, id} or 422 {error, permanent}.
+--
+-- Retries, backoff and giving up are not host.mail's: they belong to the
+-- mail outbox (scripts/lib/outbox.lua over the mail_outbox table), which
+-- spec/e2e/outbox_spec.lua covers. Here a "later attempt" is a second
+-- request with the same id. The copy of scripts/ runs without the `mail`
+-- job, so no outbox row of the shared database is sent through the server
+-- under test and its counters are the spec's alone.
 --
 -- Runs as root in CI, where chmod cannot make a folder unwritable: the
 -- unwritable outbox is a path whose parent is a regular file (mkdir fails
@@ -24,7 +32,13 @@ local FROM = "Moonkeep Test <robot@moonkeep.test>"
 
 local scripts_dir
 local function scripts()
-  scripts_dir = scripts_dir or server.scripts_with("mail_test", assert(util.read_file(ROUTES)))
+  if scripts_dir then return scripts_dir end
+  scripts_dir = server.scripts_with("mail_test", assert(util.read_file(ROUTES)))
+  -- without the outbox job (app.jobs.mail): see the header
+  local app_path = scripts_dir .. "/app.lua"
+  local app, n = util.read_file(app_path):gsub("\n%s*mail%s*=%s*{every%s*=[^\n]*", "", 1)
+  assert(n == 1, "app.lua no longer lists the mail job as `mail = {every = ...}`: update mail_spec.lua")
+  server.write_file(app_path, app)
   return scripts_dir
 end
 
@@ -39,8 +53,29 @@ local function start_server(env)
   return server.start({scripts = scripts(), workers = 1, env = env})
 end
 
-local function send(srv, msg)
-  return srv:request("POST", "/test/mail", {body = msg})
+local function smtp_url(port) return ("smtp://127.0.0.1:%d"):format(port) end
+
+-- One attempt: the request returns when mail.deliver does.
+local function deliver(srv, msg, opts)
+  local res, err = srv:request("POST", "/test/mail", {body = msg, timeout = opts and opts.timeout})
+  assert(res, "POST /test/mail failed: " .. tostring(err))
+  return res
+end
+
+-- The same, without waiting: the request is sent on a connection of its
+-- own and answer(conn) reads its response later.
+local function deliver_async(srv, msg)
+  local conn = assert(srv:connect())
+  local body = assert(cjson.encode(msg))
+  assert(conn:send_raw(("POST /test/mail HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" ..
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n%s"):format(#body, body)))
+  return conn
+end
+
+local function answer(conn)
+  local res, err = conn:read_response("POST")
+  conn:close()
+  return res, err
 end
 
 local function stats(srv)
@@ -49,24 +84,22 @@ local function stats(srv)
   return res.json
 end
 
+local function fresh_id()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(12)
+  f:close()
+  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
 -- The first log line with this msg (and mail_id, when given).
 local function log_line(srv, msg, id)
   return srv:log_line(msg, id and function(line) return line.mail_id == id end)
 end
 
-local function no_sanitizer_reports(srv)
-  local text = srv:log_text()
-  assert.is_nil(text:find("AddressSanitizer", 1, true), text)
-  assert.is_nil(text:find("runtime error:", 1, true), text)
-end
-
--- What a describe block started: the server (stopped, its log checked), the
--- sink, the temp folder.
+-- What a describe block started: the server (stopped: its log is checked
+-- for sanitizer reports), the sink, the temp folder.
 local function shut_down(srv, sink, dir)
-  if srv then
-    srv:stop()
-    no_sanitizer_reports(srv)
-  end
+  if srv then srv:stop() end
   if sink then sink.stop() end
   os.execute("rm -rf " .. dir)
 end
@@ -183,20 +216,24 @@ describe("host.mail outside the server", function()
     mail = require "host.mail"
   end)
 
-  it("raises a clear error from mail.send", function()
-    local ok, err = pcall(mail.send, {to = "a@example.com", subject = "s", text = "t"})
+  it("raises a clear error from mail.deliver", function()
+    local ok, err = pcall(mail.deliver, {id = "x1", to = "a@example.com", subject = "s", text = "t"})
     assert.is_false(ok)
     assert.matches("host.mail needs a running server", err, 1, true)
   end)
 
   it("raises on a non-table argument", function()
-    local ok, err = pcall(mail.send, "a@example.com")
+    local ok, err = pcall(mail.deliver, "a@example.com")
     assert.is_false(ok)
     assert.matches("bad argument #1 to '.-' %(table expected", err)
   end)
 
+  it("has no mail.send any more", function()
+    assert.is_nil(mail.send)
+  end)
+
   it("reports zero counters", function()
-    assert.same({queued = 0, sent = 0, failed = 0, retrying = 0}, mail.stats())
+    assert.same({sending = 0, sent = 0, failed = 0}, mail.stats())
   end)
 end)
 
@@ -213,8 +250,9 @@ describe("host.mail in outbox mode", function()
 
   teardown(function() shut_down(srv, nil, dir) end)
 
+  -- The file is written during the call: no waiting for it.
   local function eml_of(id)
-    local name = util.wait_for(10, function() return util.files(outbox, "%-" .. id .. "%.eml$")[1] end)
+    local name = util.files(outbox, "%-" .. id:gsub("%p", "%%%0") .. "%.eml$")[1]
     assert(name, "no outbox file for " .. id .. "\n" .. srv:log_text())
     return outbox .. "/" .. name, name
   end
@@ -225,10 +263,11 @@ describe("host.mail in outbox mode", function()
                  string.rep("0123456789", 12) .. "\nend"
     local html = "<p>Hello Zo\195\171, <a href=\"https://example.test/?a=1&b=2\">confirm</a></p>"
     local subject = "Confirm your account \226\128\148 Zo\195\171 " .. string.rep("long ", 12)
-    local res = send(srv, {to = "zoe@example.com", subject = subject, text = text, html = html})
+    local res = deliver(srv, {to = "zoe@example.com", subject = subject, text = text, html = html})
     assert.equal(200, res.status)
+    assert.is_true(res.json.delivered)
     local id = res.json.id
-    assert.matches("^%x+$", id)
+    assert.matches("^%x+$", id) -- the fixture's default id
     assert.equal(32, #id)
 
     local path, name = eml_of(id)
@@ -241,6 +280,7 @@ describe("host.mail in outbox mode", function()
     assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d %+0000$", h.date)
     assert.equal("<" .. id .. "@moonkeep.test>", h["message-id"])
     assert.equal("1.0", h["mime-version"])
+    assert.equal("auto-generated", h["auto-submitted"])
     assert.equal(2, #msg.parts)
     assert.equal("text/plain; charset=utf-8", msg.parts[1].type)
     assert.equal("text/html; charset=utf-8", msg.parts[2].type)
@@ -259,7 +299,7 @@ describe("host.mail in outbox mode", function()
   end)
 
   it("writes a text-only message as one text/plain part", function()
-    local res = send(srv, {to = "a@example.com", subject = "plain", text = "just text\n"})
+    local res = deliver(srv, {to = "a@example.com", subject = "plain", text = "just text\n"})
     assert.equal(200, res.status)
     local msg = parse_message(util.read_file((eml_of(res.json.id))))
     assert.equal("plain", msg.headers.subject)
@@ -268,38 +308,48 @@ describe("host.mail in outbox mode", function()
     assert.equal("just text\n", crlf_to_lf(msg.parts[1].body))
   end)
 
+  it("takes the caller's id for the Message-ID and the file name (64 of [A-Za-z0-9._-])", function()
+    local id = "Row-42_retry.1-" .. string.rep("x", 49)
+    assert.equal(64, #id)
+    local res = deliver(srv, {id = id, to = "a@example.com", subject = "id", text = "x"})
+    assert.equal(200, res.status)
+    assert.same({delivered = true, id = id}, res.json)
+    local path = eml_of(id)
+    assert.equal("<" .. id .. "@moonkeep.test>", parse_message(util.read_file(path)).headers["message-id"])
+  end)
+
   it("keeps the outbox private: folder 0700, files 0600, no temporary files left", function()
-    local res = send(srv, {to = "a@example.com", subject = "mode", text = "x"})
+    local res = deliver(srv, {to = "a@example.com", subject = "mode", text = "x"})
     local path = eml_of(res.json.id)
     assert.equal(tonumber("700", 8), stat.stat(outbox).st_mode % 512)
+    assert.equal(tonumber("700", 8), stat.stat(dir .. "/var").st_mode % 512) -- the parent it made too
     assert.equal(tonumber("600", 8), stat.stat(path).st_mode % 512)
     assert.same({}, util.files(outbox, "%.tmp$"))
   end)
 
-  it("logs the path and the id, never the body", function()
+  it("logs the path, the id and the request, never the body", function()
     local secret = "s3cret-body-token-" .. math.random(1e9)
-    local res = send(srv, {to = "a@example.com", subject = "log", text = "token " .. secret})
+    local res = deliver(srv, {to = "a@example.com", subject = "log", text = "token " .. secret,
+                              html = "<p>" .. secret .. "</p>"})
     local id = res.json.id
     local path = eml_of(id)
-    local line = util.wait_for(5, function() return log_line(srv, "mail written to outbox", id) end)
-    assert.is_table(line)
+    local line = log_line(srv, "mail written to outbox", id)
+    assert.is_table(line, srv:log_text())
+    assert.equal("info", line.level)
     assert.equal(path, line.path)
-    assert.is_table(log_line(srv, "mail queued", id))
+    assert.is_string(line.request_id)
+    assert.is_number(line.duration_ms)
     assert.is_nil(srv:log_text():find(secret, 1, true))
   end)
 
   it("counts what it wrote", function()
     local before = stats(srv)
-    local res = send(srv, {to = "a@example.com", subject = "count", text = "x"})
+    local res = deliver(srv, {to = "a@example.com", subject = "count", text = "x"})
     eml_of(res.json.id)
-    local after = util.wait_for(5, function()
-      local s = stats(srv)
-      return s.sent == before.sent + 1 and s
-    end)
-    assert.same({queued = 0, sent = before.sent + 1, failed = 0, retrying = 0}, after)
+    assert.same({sending = 0, sent = before.sent + 1, failed = before.failed}, stats(srv))
   end)
 
-  describe("refuses an invalid message with nil, err", function()
+  describe("refuses an invalid message with nil, err, permanent", function()
     local cases = {
       {"CR LF in the subject", {to = "a@example.com", subject = "hi\r\nBcc: x@evil.test", text = "t"},
        "invalid message: subject must not contain CR, LF or NUL"},
@@ -310,26 +360,73 @@ describe("host.mail in outbox mode", function()
       {"CR LF in to", {to = "a@example.com\r\nBcc: x@evil.test", subject = "s", text = "t"},
        "invalid message: to must not contain CR, LF or NUL"},
       {"a missing to", {subject = "s", text = "t"}, "invalid message: to is required"},
+      {"an empty to", {to = "", subject = "s", text = "t"}, "invalid message: to is required"},
       {"an invalid to", {to = "not an address", subject = "s", text = "t"},
        "invalid message: to is not a valid email address"},
       {"two addresses in to", {to = "a@example.com, b@example.com", subject = "s", text = "t"},
        "invalid message: to is not a valid email address"},
       {"a missing text", {to = "a@example.com", subject = "s"}, "invalid message: text is required"},
+      {"a missing id", {id = cjson.null, to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
+      {"an empty id", {id = "", to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
+      {"an id of 65 characters", {id = string.rep("a", 65), to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
+      {"a path in the id", {id = "../../etc/x", to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
+      {"a space in the id", {id = "a b", to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
+      {"a > in the id", {id = "a>b", to = "a@example.com", text = "t"},
+       "invalid message: id must be 1 to 64 letters, digits, '.', '-' or '_'"},
     }
     for _, case in ipairs(cases) do
       it("for " .. case[1], function()
-        local res = send(srv, case[2])
+        local res = deliver(srv, case[2])
         assert.equal(422, res.status)
         assert.equal(case[3], res.json.error.message)
+        assert.is_true(res.json.permanent)
       end)
     end
+
+    it("and neither writes, counts nor logs it as an attempt", function()
+      local before = stats(srv)
+      local files = #util.files(outbox, "%.eml$")
+      local id = "invalid-" .. fresh_id()
+      assert.equal(422, deliver(srv, {id = id, to = "nobody", text = "t"}).status)
+      assert.same(before, stats(srv))
+      assert.equal(files, #util.files(outbox, "%.eml$"))
+      assert.is_nil(log_line(srv, "mail delivery attempt failed", id))
+    end)
   end)
 
-  it("raises (a 500) when a field has the wrong type", function()
-    local res = srv:request("POST", "/test/mail/bad", {body = {}})
-    assert.equal(500, res.status)
-    local line = log_line(srv, "script error")
-    assert.matches("field 'to' must be a string, not number", line.error, 1, true)
+  describe("raises (a 500) on misuse", function()
+    local function misuse(case)
+      local res = srv:request("POST", "/test/mail/bad", {body = {case = case}})
+      assert.equal(500, res.status)
+      local found
+      for _, line in ipairs(srv:log_lines()) do
+        if line.msg == "script error" then found = line end -- the latest
+      end
+      assert.is_table(found, srv:log_text())
+      return found.error
+    end
+
+    it("when a field has the wrong type", function()
+      assert.matches("bad argument #1 to 'deliver' (field 'to' must be a string, not number)", misuse("type"), 1, true)
+    end)
+
+    it("when the argument is not a table", function()
+      assert.matches("bad argument #1 to 'deliver' (table expected, got string)", misuse("not_a_table"), 1, true)
+    end)
+
+    it("when called in a coroutine the script made, which cannot wait", function()
+      assert.matches("mail.deliver can only wait in the request's own coroutine", misuse("coroutine"), 1, true)
+    end)
+
+    it("and a JSON id of the wrong type raises too", function()
+      local res = deliver(srv, {id = 42, to = "a@example.com", text = "t"})
+      assert.equal(500, res.status)
+    end)
   end)
 end)
 
@@ -345,28 +442,48 @@ describe("host.mail when the outbox cannot be written", function()
 
   teardown(function() shut_down(srv, nil, dir) end)
 
-  it("retries with backoff and writes the message once the folder can be made", function()
-    local res = send(srv, {to = "a@example.com", subject = "later", text = "not lost"})
-    assert.equal(200, res.status)
-    local id = res.json.id
-    local retry = util.wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
-    assert(retry, srv:log_text())
-    assert.matches("Not a directory", retry.error, 1, true)
-    assert.is_true(retry.retry_in_s >= 0.8 and retry.retry_in_s <= 1.2)
-    assert.equal(1, stats(srv).retrying)
+  it("fails the attempt as not permanent, and a later attempt writes it once the folder can be made", function()
+    local id = fresh_id()
+    local msg = {id = id, to = "a@example.com", subject = "later", text = "not lost"}
+    local res = deliver(srv, msg)
+    assert.equal(422, res.status)
+    assert.is_false(res.json.permanent)
+    assert.matches("outbox " .. blocker:gsub("%p", "%%%0") .. "/outbox: cannot create the folder: Not a directory",
+                   res.json.error.message)
+    local line = log_line(srv, "mail delivery attempt failed", id)
+    assert(line, srv:log_text())
+    assert.equal("warn", line.level)
+    assert.matches("Not a directory", line.error, 1, true)
+    assert.same({sending = 0, sent = 0, failed = 1}, stats(srv))
 
     os.remove(blocker) -- the "disk" is fixed
-    local name = util.wait_for(15, function() return util.files(blocker .. "/outbox", "%-" .. id .. "%.eml$")[1] end)
+    res = deliver(srv, msg)
+    assert.equal(200, res.status)
+    local name = util.files(blocker .. "/outbox", "%-" .. id .. "%.eml$")[1]
     assert(name, srv:log_text())
-    local msg = parse_message(util.read_file(blocker .. "/outbox/" .. name))
-    assert.equal("not lost", msg.parts[1].body)
-    local s = util.wait_for(5, function() local x = stats(srv); return x.sent == 1 and x end)
-    assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, s)
-    assert.is_true(log_line(srv, "mail written to outbox", id).attempts >= 2)
+    local parsed = parse_message(util.read_file(blocker .. "/outbox/" .. name))
+    assert.equal("not lost", parsed.parts[1].body)
+    assert.equal("<" .. id .. "@moonkeep.test>", parsed.headers["message-id"])
+    assert.same({sending = 0, sent = 1, failed = 1}, stats(srv))
+    assert.is_table(log_line(srv, "mail written to outbox", id))
+    assert.same({}, util.files(blocker .. "/outbox", "%.tmp$"))
   end)
 end)
 
 -- ---- SMTP mode -------------------------------------------------------------
+
+-- The message the sink received with this id in its Message-ID, and its envelope.
+local function received(sink_dir, id, seconds)
+  return util.wait_for(seconds or 10, function()
+    for _, name in ipairs(util.files(sink_dir, "%.eml$")) do
+      local raw = util.read_file(sink_dir .. "/" .. name)
+      if raw and raw:find("<" .. id .. "@", 1, true) then
+        local envelope = cjson.decode(util.read_file(sink_dir .. "/" .. name:gsub("%.eml$", ".json")))
+        return {raw = raw, envelope = envelope}
+      end
+    end
+  end)
+end
 
 describe("host.mail over SMTP", function()
   local srv, sink, dir, port
@@ -379,37 +496,63 @@ describe("host.mail over SMTP", function()
       -- credentials that must not show in the log (the sink offers no AUTH, so curl skips it)
       MAIL_URL = ("smtp://mailer%%40moonkeep:pa%%3Ass-w0rd-xyz@127.0.0.1:%d"):format(port),
       MAIL_TLS = "off",
+      MAX_BODY_BYTES = tostring(1024 * 1024), -- room for the large message
     })
   end)
 
   teardown(function() shut_down(srv, sink, dir) end)
 
-  local function received(id)
-    return util.wait_for(10, function()
-      for _, name in ipairs(util.files(dir .. "/sink", "%.eml$")) do
-        local raw = util.read_file(dir .. "/sink/" .. name)
-        if raw and raw:find("<" .. id .. "@", 1, true) then
-          local envelope = cjson.decode(util.read_file(dir .. "/sink/" .. name:gsub("%.eml$", ".json")))
-          return {raw = raw, envelope = envelope}
-        end
-      end
-    end)
-  end
-
-  it("delivers to the server, with the right envelope", function()
+  it("delivers to the server before answering, with the right envelope and the caller's Message-ID", function()
+    local before = stats(srv)
+    local id = "outbox-row-" .. fresh_id()
     local text = "Your code: 123456\n.\nend of message, almost\n"
-    local res = send(srv, {to = "user@example.com", subject = "Your code", text = text, html = "<b>123456</b>"})
+    local res = deliver(srv, {id = id, to = "user@example.com", subject = "Your code", text = text,
+                              html = "<b>123456</b>"})
     assert.equal(200, res.status)
-    local got = received(res.json.id)
+    assert.same({delivered = true, id = id}, res.json)
+    local got = received(dir .. "/sink", id, 0) -- already there: the call waited for the 250
     assert(got, "not received\n" .. srv:log_text())
     assert.same({"user@example.com"}, got.envelope.rcpt_tos)
     assert.equal("robot@moonkeep.test", got.envelope.mail_from)
     local msg = parse_message(got.raw)
     assert.equal("Your code", msg.headers.subject)
+    assert.equal("<" .. id .. "@moonkeep.test>", msg.headers["message-id"])
     assert.equal(text, crlf_to_lf(msg.parts[1].body))
-    local line = util.wait_for(5, function() return log_line(srv, "mail sent", res.json.id) end)
-    assert.equal(1, line.attempts)
+    local line = log_line(srv, "mail sent", id)
+    assert.is_table(line, srv:log_text())
     assert.equal(("smtp://127.0.0.1:%d"):format(port), line.server)
+    assert.is_string(line.request_id)
+    assert.same({sending = 0, sent = before.sent + 1, failed = before.failed}, stats(srv))
+  end)
+
+  it("delivers a large message intact", function()
+    local lines = {}
+    for i = 1, 4000 do lines[i] = ("line %05d: %s"):format(i, string.rep("abcdefghij", 5)) end
+    local text = table.concat(lines, "\n")
+    local id = fresh_id()
+    local res = deliver(srv, {id = id, to = "big@example.com", subject = "big", text = text})
+    assert.equal(200, res.status)
+    local got = received(dir .. "/sink", id, 0)
+    assert(got, srv:log_text())
+    assert.equal(text, crlf_to_lf(parse_message(got.raw).parts[1].body))
+  end)
+
+  it("runs several attempts at once, each answering its own request", function()
+    local before = stats(srv)
+    local conns, ids = {}, {}
+    for i = 1, 6 do -- six requests waiting at once, each on its own attempt
+      ids[i] = fresh_id()
+      conns[i] = deliver_async(srv, {id = ids[i], to = ("n%d@example.com"):format(i), text = "n" .. i})
+    end
+    for i = 1, 6 do
+      local res = answer(conns[i])
+      assert(res, srv:log_text())
+      assert.same({delivered = true, id = ids[i]}, res.json)
+      local got = received(dir .. "/sink", ids[i], 0)
+      assert(got, srv:log_text())
+      assert.same({("n%d@example.com"):format(i)}, got.envelope.rcpt_tos)
+    end
+    assert.same({sending = 0, sent = before.sent + 6, failed = before.failed}, stats(srv))
   end)
 
   it("never logs the credentials of MAIL_URL", function()
@@ -420,53 +563,63 @@ describe("host.mail over SMTP", function()
     assert.is_nil(text:find("mailer", 1, true))
   end)
 
-  it("gives up at once on a permanent (5xx) refusal", function()
+  it("reports a 5xx refusal as permanent", function()
     local before = stats(srv)
-    local res = send(srv, {to = "reject-me@example.com", subject = "s", text = "t"})
-    assert.equal(200, res.status)
-    local line = util.wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
+    local id = fresh_id()
+    local res = deliver(srv, {id = id, to = "reject-me@example.com", subject = "s", text = "t"})
+    assert.equal(422, res.status)
+    assert.is_true(res.json.permanent)
+    assert.is_string(res.json.error.message)
+    local line = log_line(srv, "mail delivery attempt failed", id)
     assert(line, srv:log_text())
+    assert.equal("warn", line.level)
     assert.equal(550, line.smtp_code)
-    assert.equal(1, line.attempts)
-    assert.equal(before.failed + 1, stats(srv).failed)
+    assert.same({sending = 0, sent = before.sent, failed = before.failed + 1}, stats(srv))
+    assert.is_nil(received(dir .. "/sink", id, 0))
   end)
 end)
 
-describe("host.mail when the SMTP server is down at send time", function()
+describe("host.mail when the SMTP server is down", function()
   local srv, sink, dir, port
 
   setup(function()
     dir = util.tmpdir("mail")
     port = util.free_port()
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "off"})
   end)
 
   teardown(function() shut_down(srv, sink, dir) end)
 
-  it("still returns an id, and delivers after a retry once the server is up", function()
-    local res = send(srv, {to = "late@example.com", subject = "patience", text = "eventually"})
-    assert.equal(200, res.status)
-    local id = res.json.id
-    local retry = util.wait_for(5, function() return log_line(srv, "mail delivery failed; retrying", id) end)
-    assert(retry, srv:log_text())
-    assert.equal(1, retry.attempt)
-    assert.equal(1, stats(srv).retrying)
+  it("fails the attempt as not permanent, and a later attempt delivers once the server is up", function()
+    local id = fresh_id()
+    local msg = {id = id, to = "late@example.com", subject = "patience", text = "eventually"}
+    local res = deliver(srv, msg)
+    assert.equal(422, res.status)
+    assert.is_false(res.json.permanent)
+    assert.matches("connect", res.json.error.message, 1, true)
+    local line = log_line(srv, "mail delivery attempt failed", id)
+    assert(line, srv:log_text())
+    assert.matches("connect", line.error, 1, true)
+    assert.is_nil(line.smtp_code)
+    assert.same({sending = 0, sent = 0, failed = 1}, stats(srv))
 
     sink = mailbox.start_sink(port, dir .. "/sink")
-    local name = util.wait_for(15, function() return util.files(dir .. "/sink", "%.eml$")[1] end)
-    assert(name, srv:log_text())
-    local msg = parse_message(util.read_file(dir .. "/sink/" .. name))
-    assert.equal("<" .. id .. "@moonkeep.test>", msg.headers["message-id"])
-    assert.equal("eventually", msg.parts[1].body)
-    local sent = util.wait_for(5, function() return log_line(srv, "mail sent", id) end)
-    assert.is_true(sent.attempts >= 2)
-    assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, stats(srv))
+    res = deliver(srv, msg)
+    assert.equal(200, res.status)
+    local got = received(dir .. "/sink", id, 0)
+    assert(got, srv:log_text())
+    local parsed = parse_message(got.raw)
+    assert.equal("<" .. id .. "@moonkeep.test>", parsed.headers["message-id"])
+    assert.equal("eventually", parsed.parts[1].body)
+    assert.is_table(log_line(srv, "mail sent", id))
+    assert.same({sending = 0, sent = 1, failed = 1}, stats(srv))
   end)
 end)
 
 describe("host.mail on a slow SMTP server", function()
   -- libcurl 7.88's SMTP blocks while it waits for the reply to the end of
-  -- data (curl issue #8555); the transfer thread takes that wait off the loop.
+  -- data (curl issue #8555); the transfer thread takes that wait off the
+  -- loop, and the request that called mail.deliver waits without holding it.
   local dir, port, events
 
   before_each(function()
@@ -489,6 +642,16 @@ describe("host.mail on a slow SMTP server", function()
     end
   end
 
+  -- Established TCP connections to 127.0.0.1:port (the client side of each).
+  local function connections_to(p)
+    local n = 0
+    for line in (util.read_file("/proc/net/tcp") or ""):gmatch("[^\n]+") do
+      local rem_port, st = line:match("^%s*%d+: %x+:%x+ %x+:(%x+) (%x%x)")
+      if rem_port and tonumber(rem_port, 16) == p and st == "01" then n = n + 1 end
+    end
+    return n
+  end
+
   it("answers /healthz while the server still holds its reply to the end of data", function()
     local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "2", "--events", events)
     local srv
@@ -496,73 +659,136 @@ describe("host.mail on a slow SMTP server", function()
       if srv then srv:stop() end
       sink.stop()
     end)
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
-    local id = send(srv, {to = "slow@example.com", subject = "slow", text = "take your time"}).json.id
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "off"})
+    local id = fresh_id()
+    local conn = deliver_async(srv, {id = id, to = "slow@example.com", subject = "slow", text = "take your time"})
     -- the sink has the whole message and now sits on its 250 for 2 s
     assert(util.wait_for(10, function() return sink_has("data-received 1") end), srv:log_text())
 
     local res = srv:request("GET", "/healthz", {timeout = 10})
+    local during = stats(srv)
     local seen = sink_events()
     assert.equal(200, res.status)
     assert.same({"data-received 1"}, seen) -- answered before the sink replied
+    assert.same({sending = 1, sent = 0, failed = 0}, during)
     assert.is_nil(log_line(srv, "mail sent", id))
 
-    -- and the mail still goes through once the sink answers
-    assert(util.wait_for(10, function() return log_line(srv, "mail sent", id) end), srv:log_text())
+    -- and the waiting request gets its answer once the sink replies
+    local reply = answer(conn)
+    assert(reply, srv:log_text())
+    assert.equal(200, reply.status)
+    assert.same({delivered = true, id = id}, reply.json)
     assert.same({"data-received 1", "data-replied 1"}, sink_events())
-    assert.same({queued = 0, sent = 1, failed = 0, retrying = 0}, stats(srv))
+    assert.is_table(log_line(srv, "mail sent", id))
+    assert.same({sending = 0, sent = 1, failed = 0}, stats(srv))
     local how, code = srv:stop()
     assert.equal("exited", how)
     assert.equal(0, code)
-    no_sanitizer_reports(srv)
   end)
 
-  it("cuts, at shutdown, a transfer whose reply is still held, on a reused connection", function()
-    local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "4", "--events", events)
+  it("cuts the attempt when its client goes away, on a reused connection, without waiting for the reply", function()
+    local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "3", "--events", events)
     local srv
     finally(function()
       if srv then srv:stop() end
       sink.stop()
     end)
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off",
-                        MAIL_FLUSH_S = "1"})
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "off"})
     -- the first message leaves its connection in curl's cache
-    local first = send(srv, {to = "a@example.com", text = "first"}).json.id
-    assert(util.wait_for(10, function() return log_line(srv, "mail sent", first) end), srv:log_text())
+    local first = fresh_id()
+    assert.equal(200, deliver(srv, {id = first, to = "a@example.com", text = "first"}, {timeout = 15}).status)
+    assert.equal(1, connections_to(port))
     -- the second one takes it, and the sink sits on the reply to its data
-    local second = send(srv, {to = "b@example.com", text = "second"}).json.id
+    local second = fresh_id()
+    local conn = deliver_async(srv, {id = second, to = "b@example.com", text = "second"})
     assert(util.wait_for(10, function() return sink_has("data-received 2") end), srv:log_text())
+    assert.equal(1, connections_to(port), "the second attempt did not reuse the cached connection")
+    assert.equal(1, stats(srv).sending)
 
-    local how, code = srv:stop() -- drains, flushes for MAIL_FLUSH_S = 1 s, then cuts
+    conn:close() -- the client leaves
+    local gone = util.wait_for(5, function() return log_line(srv, "client went away; work cancelled") end)
+    assert(gone, srv:log_text())
+    local s = util.wait_for(5, function() local x = stats(srv); return x.sending == 0 and x end)
+    assert(s, "the attempt was not cut\n" .. srv:log_text())
+    assert(util.wait_for(5, function() return connections_to(port) == 0 end), "the cut connection is still open")
+    assert.is_nil(sink_has("data-replied 2"), "the cut waited for the held reply")
+    assert.equal(1, s.sent)
+    assert.is_nil(log_line(srv, "mail sent", second))
+    -- the worker goes on: the next attempt gets a connection of its own
+    assert.equal(200, deliver(srv, {to = "c@example.com", text = "third"}, {timeout = 15}).status)
+    local how, code = srv:stop()
     assert.equal("exited", how)
     assert.equal(0, code)
-    assert.is_nil(sink_has("data-replied 2"), "the worker waited for the held reply")
-    local line = log_line(srv, "mail dropped at shutdown: still queued")
-    assert(line, srv:log_text())
-    assert.matches(second, line.mail_ids, 1, true)
-    assert.is_nil(log_line(srv, "mail sent", second))
-    -- mail's own cancel cut it: the transfer service had nothing left to abort
-    assert.is_nil(log_line(srv, "transfers aborted at shutdown"))
-    no_sanitizer_reports(srv)
+  end)
+
+  it("lets a drain wait for the request waiting on its attempt, which gets its answer", function()
+    local sink = mailbox.start_sink(port, dir .. "/sink", "--delay-data", "2", "--events", events)
+    local srv
+    finally(function()
+      if srv then srv:stop() end
+      sink.stop()
+    end)
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "off"})
+    local id = fresh_id()
+    local conn = deliver_async(srv, {id = id, to = "drain@example.com", text = "before you go"})
+    assert(util.wait_for(10, function() return sink_has("data-received 1") end), srv:log_text())
+
+    srv:kill(server.signal.SIGTERM)
+    local reply = answer(conn)
+    assert(reply, srv:log_text())
+    assert.equal(200, reply.status)
+    assert.same({delivered = true, id = id}, reply.json)
+    local how, code = srv:wait_exit(20)
+    assert.equal("exited", how)
+    assert.equal(0, code)
+    assert.is_table(received(dir .. "/sink", id, 0))
+    assert.is_nil(log_line(srv, "grace period over with requests in flight"))
+    srv:stop()
   end)
 end)
 
-describe("host.mail limits and shutdown", function()
+-- ---- shutdown and settings -------------------------------------------------
+
+describe("host.mail shutdown and settings", function()
   local dir
 
   before_each(function() dir = util.tmpdir("mail") end)
   after_each(function() os.execute("rm -rf " .. dir) end)
 
-  it("refuses with 'mail queue full' past MAIL_QUEUE_MAX", function()
-    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(util.free_port()), MAIL_TLS = "off",
-                              MAIL_QUEUE_MAX = "2", MAIL_FLUSH_S = "0"})
-    finally(function() srv:stop() end)
-    assert.equal(200, send(srv, {to = "a@example.com", text = "1"}).status)
-    assert.equal(200, send(srv, {to = "a@example.com", text = "2"}).status)
-    local res = send(srv, {to = "a@example.com", text = "3"})
-    assert.equal(422, res.status)
-    assert.equal("mail queue full", res.json.error.message)
-    assert.equal(2, stats(srv).queued)
+  it("does not hang on shutdown when the server never answers: the waiting request ends with the grace period",
+     function()
+    local port = util.free_port()
+    local hole = assert(socket.bind("127.0.0.1", port)) -- listens, never accepts: no greeting
+    local srv
+    finally(function()
+      srv:stop()
+      hole:close()
+    end)
+    -- A worker whose grace runs out with a request in flight exits without
+    -- closing its script generation (host/worker.c skips every shutdown), so
+    -- LeakSanitizer would report what the Lua state still held (cjson's
+    -- buffers). Leaks are not this test's subject; every other check stays.
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "off", MAIL_TIMEOUT_S = "60",
+                        SHUTDOWN_GRACE_S = "1", ASAN_OPTIONS = "abort_on_error=0:detect_leaks=0"})
+    local id = fresh_id()
+    local conn = deliver_async(srv, {id = id, to = "a@example.com", text = "stuck"})
+    assert(util.wait_for(5, function() return stats(srv).sending == 1 end), srv:log_text())
+    local started = socket.gettime()
+    srv:kill(server.signal.SIGTERM)
+    local how, code = srv:wait_exit(20)
+    local took = socket.gettime() - started
+    assert.equal("exited", how)
+    -- the worker's grace ran out with a request in flight: it exits 1 without
+    -- its services' shutdown (host/worker.c), and the master reports it
+    assert.equal(1, code)
+    assert.is_true(took < 5, ("took %.1f s"):format(took))
+    local line = log_line(srv, "grace period over with requests in flight")
+    assert(line, srv:log_text())
+    assert.equal(1, line.inflight)
+    local reply, err = answer(conn)
+    assert.is_nil(reply, "the request got an answer")
+    assert.equal("closed", err)
+    assert.is_nil(log_line(srv, "mail sent", id))
   end)
 
   it("insists on STARTTLS with MAIL_TLS=require", function()
@@ -573,85 +799,43 @@ describe("host.mail limits and shutdown", function()
       if srv then srv:stop() end
       sink.stop()
     end)
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "require",
-                        MAIL_RETRY_MAX = "1"})
-    local res = send(srv, {to = "a@example.com", text = "must not travel in clear"})
-    local line = util.wait_for(5, function() return log_line(srv, "mail delivery failed; giving up", res.json.id) end)
-    assert(line, srv:log_text())
-    assert.equal("out of attempts", line.reason)
+    srv = start_server({MAIL_URL = smtp_url(port), MAIL_TLS = "require"})
+    local id = fresh_id()
+    local res = deliver(srv, {id = id, to = "a@example.com", text = "must not travel in clear"})
+    assert.equal(422, res.status)
+    assert.matches("STARTTLS", res.json.error.message, 1, true)
+    -- the message is not at fault: the outbox tries again, up to MAIL_RETRY_MAX
+    assert.is_false(res.json.permanent)
+    assert.is_table(log_line(srv, "mail delivery attempt failed", id))
     assert.same({}, util.files(dir .. "/sink", "%.eml$"))
   end)
 
-  it("tries queued mail once more on shutdown, and delivers it when it can", function()
-    local port = util.free_port()
-    local srv, sink
-    finally(function()
-      srv:stop()
-      if sink then sink.stop() end
-    end)
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off"})
-    local res = send(srv, {to = "a@example.com", text = "flush me"})
-    local id = res.json.id
-    -- after the second failure the next attempt is >= 1.6 s away
-    assert(util.wait_for(6, function()
-      for _, l in ipairs(srv:log_lines()) do
-        if l.msg == "mail delivery failed; retrying" and l.mail_id == id and l.attempt == 2 then return true end
-      end
-    end), srv:log_text())
-    sink = mailbox.start_sink(port, dir .. "/sink")
-    local how, code = srv:stop()
-    assert.equal("exited", how)
-    assert.equal(0, code)
-    assert.is_table(log_line(srv, "mail: flushing the queue before exit"))
-    assert.is_table(log_line(srv, "mail sent", id))
-    assert.is_nil(log_line(srv, "mail dropped at shutdown: still queued"))
-    assert.equal(1, #util.files(dir .. "/sink", "%.eml$"))
-    no_sanitizer_reports(srv)
-  end)
-
-  it("logs the ids of the mail it drops on shutdown", function()
-    local srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(util.free_port()), MAIL_TLS = "off",
-                              MAIL_FLUSH_S = "1"})
-    finally(function() srv:stop() end)
-    local a = send(srv, {to = "a@example.com", text = "a"}).json.id
-    local b = send(srv, {to = "b@example.com", text = "b"}).json.id
-    local how, code = srv:stop()
-    assert.equal("exited", how)
-    assert.equal(0, code)
-    local line = log_line(srv, "mail dropped at shutdown: still queued")
-    assert(line, srv:log_text())
-    assert.equal(2, line.dropped)
-    assert.matches(a, line.mail_ids, 1, true)
-    assert.matches(b, line.mail_ids, 1, true)
-    no_sanitizer_reports(srv)
-  end)
-
-  it("does not hang on shutdown when the server never answers", function()
-    local port = util.free_port()
-    local hole = assert(socket.bind("127.0.0.1", port)) -- listens, never accepts: no greeting
-    local srv
-    finally(function()
-      srv:stop()
-      hole:close()
-    end)
-    srv = start_server({MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off", MAIL_FLUSH_S = "1"})
-    local id = send(srv, {to = "a@example.com", text = "stuck"}).json.id
-    socket.sleep(0.5) -- the attempt now waits for the greeting
-    local started = socket.gettime()
-    local how, code = srv:stop()
-    assert.equal("exited", how)
-    assert.equal(0, code)
-    assert.is_true(socket.gettime() - started < 5)
-    local line = log_line(srv, "mail dropped at shutdown: still queued")
-    assert(line, srv:log_text())
-    assert.matches(id, line.mail_ids, 1, true)
-    no_sanitizer_reports(srv)
-  end)
-
-  it("refuses to start a worker with a bad MAIL_URL", function()
-    local srv = server.start({scripts = scripts(), workers = 1, wait = false,
+  it("refuses to start with a bad MAIL_URL: the master says why and forks no worker", function()
+    local srv = server.start({scripts = scripts(), workers = 2, wait = false,
                               env = {MAIL_URL = "http://example.com", MIGRATE_ON_START = "false"}})
     finally(function() srv:stop() end)
-    assert.is_table(util.wait_for(5, function() return log_line(srv, "MAIL_URL must start with smtp:// or smtps://") end))
+    local how, code = srv:wait_exit(10)
+    assert.equal("exited", how, srv:log_text())
+    assert.equal(1, code)
+    local line = log_line(srv, "configuration refused; not starting")
+    assert(line, srv:log_text())
+    assert.equal("master", line.role)
+    assert.equal("mail", line.service)
+    assert.equal('MAIL_URL must start with smtp:// or smtps://; got "http"', line.error)
+    assert.is_nil(log_line(srv, "worker ready"), "no worker was forked")
+  end)
+
+  it("refuses to start with MAIL_TLS=off and an smtps:// MAIL_URL, credentials not logged", function()
+    local srv = server.start({scripts = scripts(), workers = 1, wait = false,
+                              env = {MAIL_URL = "smtps://robot:hunter2@127.0.0.1:1", MAIL_TLS = "off",
+                                     MIGRATE_ON_START = "false"}})
+    finally(function() srv:stop() end)
+    local how, code = srv:wait_exit(10)
+    assert.equal("exited", how, srv:log_text())
+    assert.equal(1, code)
+    local line = log_line(srv, "configuration refused; not starting")
+    assert(line, srv:log_text())
+    assert.equal("MAIL_TLS=off contradicts smtps:// (implicit TLS)", line.error)
+    assert.is_nil(srv:log_text():find("hunter2", 1, true))
   end)
 end)

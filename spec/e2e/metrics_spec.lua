@@ -56,7 +56,7 @@ describe("GET /metrics with two workers", function()
     for _, name in ipairs({REQUESTS, DURATION, "moonkeep_http_requests_in_flight",
                            "moonkeep_db_pool_connections_in_use",
                            "moonkeep_db_pool_waiting", "moonkeep_hash_jobs_queued", "moonkeep_mail_sent_total",
-                           "moonkeep_mail_failed_total", "moonkeep_mail_queued", "moonkeep_script_generation",
+                           "moonkeep_mail_failed_total", "moonkeep_mail_sending", "moonkeep_script_generation",
                            "moonkeep_script_reload_failures_total", "moonkeep_worker_restarts_total",
                            "moonkeep_log_lines_total", "moonkeep_firehose_records_sent_total",
                            "moonkeep_firehose_records_dropped_total"}) do

@@ -76,7 +76,7 @@ describe("hot reload", function()
     os.execute("rm -rf " .. dir .. " " .. runtime)
   end)
 
-  -- The id of the generation the master published last (host/snapshot.c).
+  -- The id of the generation the master published last (host/server/snapshot.c).
   local function published_id()
     local f = io.open(runtime .. "/current")
     local id = f and tonumber(f:read("*l"):match("^(%d+)"))

@@ -77,8 +77,8 @@ function FakeDB.new(clock)
 end
 
 function FakeDB:reset()
-  self.state = {admins = {}, users = {}, sessions = {}, tokens = {}, rates = {}, audit = {},
-                seq = {admins = 0, users = 0, sessions = 0, tokens = 0, audit = 0}}
+  self.state = {admins = {}, users = {}, sessions = {}, tokens = {}, rates = {}, audit = {}, outbox = {},
+                seq = {admins = 0, users = 0, sessions = 0, tokens = 0, audit = 0, outbox = 0}}
   self.calls = {}
 end
 
@@ -505,16 +505,126 @@ function S.rate_take_back(_, st, kind, key)
   return rows({}, 1)
 end
 
-function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit)
+function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token)
   local hit = S.rate_hit(self, st, rate_kind, email, window)[1]
-  local row = {count = hit.count, retry_after = hit.retry_after, id = null, email = null, name = null}
+  local row = {count = hit.count, retry_after = hit.retry_after, admin_id = null}
   local a = find_by(st.admins, "email", email)
   if a and hit.count <= tonumber(limit) and (kind ~= "confirm" or not a.confirmed) then
     local _, err = S.create_token(self, st, kind, hash, a.id, a.email, ttl)
     if err then return nil, err end
-    row.id, row.email, row.name = a.id, a.email, a.name
+    S.queue_mail(self, st, kind, a.email, a.name, token, ttl)
+    row.admin_id = a.id
   end
   return rows({row})
+end
+
+-- ---- the mail outbox ----------------------------------------------------------------
+
+function S.queue_mail(self, st, kind, to, name, token, ttl)
+  st.seq.outbox = st.seq.outbox + 1
+  st.outbox[#st.outbox + 1] = {id = st.seq.outbox, message_id = format("fake%028d", st.seq.outbox), kind = kind,
+                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due",
+                               attempts = 0, due_at = self:now()}
+  return rows({}, 1)
+end
+
+function S.claim_mail(self, st, lease)
+  local oldest
+  for _, m in ipairs(st.outbox) do
+    if m.status == "due" and m.due_at <= self:now() and (not oldest or m.due_at < oldest.due_at) then oldest = m end
+  end
+  if not oldest then return rows({}) end
+  oldest.due_at, oldest.attempts = self:now() + lease, oldest.attempts + 1
+  return rows({deep_copy(oldest)})
+end
+
+local function outbox_row(st, id)
+  for _, m in ipairs(st.outbox) do
+    if m.id == id and m.status == "due" then return m end
+  end
+end
+
+function S.mail_sent(self, st, id)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.status, m.done_at, m.token, m.last_error = "sent", self:now(), nil, nil
+  return rows({}, 1)
+end
+
+function S.mail_retry(self, st, id, delay, err)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.due_at, m.last_error = self:now() + delay, err
+  return rows({}, 1)
+end
+
+function S.mail_failed(self, st, id, err)
+  local m = outbox_row(st, id)
+  if not m then return rows({}, 0) end
+  m.status, m.done_at, m.token, m.last_error = "failed", self:now(), nil, err
+  return rows({}, 1)
+end
+
+-- ---- retention ------------------------------------------------------------------
+
+function S.sweep_lock() return rows({{locked = true}}) end
+
+-- Deletes up to `limit` entries of st[key] (a list, or a map) for which
+-- `past(entry, cutoff)` holds; the count as the statement's row.
+local function sweep(self, st, key, retention, limit, past)
+  local cutoff, deleted = self:now() - retention, 0
+  local t = st[key]
+  for k, v in pairs(t) do
+    if deleted < limit and past(v, cutoff) then
+      t[k] = false
+      deleted = deleted + 1
+    end
+  end
+  local kept = {}
+  if #t > 0 then
+    for _, v in ipairs(t) do if v then kept[#kept + 1] = v end end
+  else
+    for k, v in pairs(t) do if v then kept[k] = v end end
+  end
+  st[key] = kept
+  return rows({{deleted = deleted}})
+end
+
+local function older(t, cutoff) return t ~= nil and t ~= null and t < cutoff end
+
+function S.sweep_sessions(self, st, retention, limit)
+  return sweep(self, st, "sessions", retention, limit,
+               function(s, cutoff) return older(s.expires_at, cutoff) or older(s.revoked_at, cutoff) end)
+end
+
+function S.sweep_tokens(self, st, retention, limit)
+  return sweep(self, st, "tokens", retention, limit,
+               function(t, cutoff) return older(t.expires_at, cutoff) or older(t.used_at, cutoff) end)
+end
+
+function S.sweep_rate_limits(self, st, retention, limit)
+  return sweep(self, st, "rates", retention, limit,
+               function(r, cutoff) return older(r.window_start, cutoff) end)
+end
+
+function S.sweep_mail(self, st, retention, limit)
+  return sweep(self, st, "outbox", retention, limit,
+               function(m, cutoff) return m.status ~= "due" and older(m.done_at, cutoff) end)
+end
+
+function S.sweep_audit(self, st, retention, limit)
+  return sweep(self, st, "audit", retention, limit, function(e, cutoff) return older(e.at, cutoff) end)
+end
+
+function S.outbox_stats(self, st)
+  local depth, oldest = 0, nil
+  for _, m in ipairs(st.outbox) do
+    if m.status == "due" then
+      depth = depth + 1
+      if m.due_at <= self:now() and (not oldest or m.due_at < oldest) then oldest = m.due_at end
+    end
+  end
+  return rows({{depth = depth, oldest_due_s = oldest and self:now() - oldest or 0}})
 end
 
 function S.rate_clear(_, st, kind, key)

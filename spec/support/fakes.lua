@@ -6,11 +6,13 @@
 --                         needs_rehash (true for "$fake$v1$" hashes); .busy
 --                         = true makes them answer nil, "busy"
 --   fakes.crypto()        pure-Lua SHA-256, HMAC, base64url, random tokens
---   fakes.mail()          .sent (every message), :fail(err) to refuse sends
+--   fakes.mail()          deliver: .sent (every message delivered), :fail(err,
+--                         permanent) to refuse attempts
 --   fakes.log()           .lines ({level, msg, fields}), :text() to grep
 --   fakes.info(status)    {version, commit, generation, digest, pid, scripts_status}
---   fakes.metrics()       route(pattern) recorded in .routes; render() returns
---                         .text, or nil when .separate_port is set
+--   fakes.metrics()       route(pattern) recorded in .routes; count/gauge in
+--                         .values; render() returns .text, or nil when
+--                         .separate_port is set
 --
 -- A binding that raises on misuse in C raises here too (wrong argument types).
 local bit = require "bit"
@@ -250,17 +252,20 @@ end
 -- ---- mail, log, info -----------------------------------------------------------------
 
 function fakes.mail()
-  local mail = {sent = {}, refusing = nil}
-  function mail.send(msg)
-    check_type("send", 1, msg, "table")
-    for _, k in ipairs({"to", "subject", "text"}) do
-      if type(msg[k]) ~= "string" then error("bad argument #1 to 'send' (" .. k .. " must be a string)", 2) end
+  local mail = {sent = {}, refusing = nil, permanent = false}
+  function mail.deliver(msg)
+    check_type("deliver", 1, msg, "table")
+    for _, k in ipairs({"id", "to", "subject", "text"}) do
+      if type(msg[k]) ~= "string" then error("bad argument #1 to 'deliver' (" .. k .. " must be a string)", 2) end
     end
-    if mail.refusing then return nil, mail.refusing end
+    if mail.refusing then return nil, mail.refusing, mail.permanent end
     mail.sent[#mail.sent + 1] = msg
-    return "mail-" .. #mail.sent
+    return true
   end
-  function mail.fail(err) mail.refusing = err or "smtp: connection refused" end
+  function mail.fail(err, permanent)
+    mail.refusing, mail.permanent = err or "smtp: connection refused", permanent or false
+  end
+  function mail.stats() return {sending = 0, sent = #mail.sent, failed = 0} end
   return mail
 end
 
@@ -291,7 +296,7 @@ function fakes.log()
 end
 
 -- `status` is what scripts_status() returns: the JSON text the master
--- writes (host/snapshot.c), or nil.
+-- writes (host/server/snapshot.c), or nil.
 function fakes.info(status)
   return {version = "0.0.0-spec", commit = "spec", generation = 1, digest = "spec", pid = 0,
           scripts_status = function() return status end}
@@ -303,6 +308,20 @@ function fakes.metrics()
   function metrics.route(pattern)
     check_type("route", 1, pattern, "string")
     metrics.routes[#metrics.routes + 1] = pattern
+  end
+  -- count/gauge: the last value of each key in .values (counters summed)
+  metrics.values = {}
+  function metrics.count(key, n, help)
+    check_type("count", 1, key, "string")
+    check_type("count", 2, n, "number")
+    check_type("count", 3, help, "string")
+    metrics.values[key] = (metrics.values[key] or 0) + n
+  end
+  function metrics.gauge(key, v, help)
+    check_type("gauge", 1, key, "string")
+    check_type("gauge", 2, v, "number")
+    check_type("gauge", 3, help, "string")
+    metrics.values[key] = v
   end
   function metrics.render()
     if metrics.separate_port then return nil, "served on METRICS_PORT" end

@@ -27,7 +27,7 @@
 --   host.db        spec/support/fake_db.lua (k.db: state, calls, fail, not_ready)
 --   host.jwt       fakes.jwt on the kit's clock (k.jwt)
 --   host.password  fakes.password (k.password: counters, stored(pw, old))
---   host.mail      fakes.mail (k.mail.sent, k.mail.fail(err))
+--   host.mail      fakes.mail (k.mail.sent, k.mail.fail(err); k:mails() runs the outbox job first)
 --   host.log       fakes.log (k.log.lines, k.log.text())
 --   host.crypto    fakes.crypto, or the real one with opts.real = {crypto = true}
 --   host.json      the real one (build/lua/host.so): responses are encoded
@@ -314,9 +314,16 @@ function Kit:signed_in(fields)
           tokens = res.json, password = pw}
 end
 
--- The mails sent so far, and the last one.
-function Kit:mails() return self.mail.sent end
-function Kit:last_mail() return self.mail.sent[#self.mail.sent] end
+-- The mails sent so far, and the last one: first runs the `mail` job as a
+-- worker would (lib/outbox.lua), so what the routes queued is delivered.
+function Kit:mails()
+  self.app.jobs.mail.run()
+  return self.mail.sent
+end
+function Kit:last_mail()
+  local sent = self:mails()
+  return sent[#sent]
+end
 
 -- The token of the link in a mail's text part (confirmation or reset).
 function kit.link_token(mail)

@@ -1,6 +1,7 @@
 -- spec/support/util.lua — the small helpers every end-to-end spec needs:
 -- a free TCP port, a temp folder, polling until something holds, reading a
--- file, listing a folder, sleeping, running a shell command, and starting a
+-- file, listing a folder, sleeping, running a shell command or one SQL
+-- statement, and starting a
 -- helper process with its output in a log file. One home for them; support.server, support.mailbox
 -- and the specs use these.
 local socket = require "socket"
@@ -92,6 +93,16 @@ function util.sh(cmd)
   p:close()
   local code = tonumber(out:match("exit=(%d+)%s*$"))
   return code, (out:gsub("exit=%d+%s*$", ""))
+end
+
+-- Runs one SQL statement with psql against `url` (default $DATABASE_URL);
+-- returns what it printed, unaligned, without the trailing newline. Raises
+-- when psql fails.
+function util.sql(query, url)
+  local function quote(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  local code, out = util.sh(("psql %s -XtAqc %s"):format(quote(url or os.getenv("DATABASE_URL")), quote(query)))
+  assert(code == 0, "psql failed: " .. out)
+  return (out:gsub("%s+$", ""))
 end
 
 -- The median of a list of numbers (sorts the list).

@@ -117,12 +117,12 @@ local function files(pattern)
   return out
 end
 
--- Every environment variable moonkeep reads: host/*.c through
+-- Every environment variable moonkeep reads: host/*/*.c through
 -- config_env_long/config_env_str/getenv/env_bool, the scripts through
 -- lib/config.lua's str/int (and any os.getenv).
 local function variables_moonkeep_reads()
   local vars = {}
-  for _, path in ipairs(files("host/*.c")) do
+  for _, path in ipairs(files("host/*/*.c")) do
     local text = read(path)
     for _, fn in ipairs({"config_env_long", "config_env_str", "getenv", "env_bool"}) do
       for name in text:gmatch("%f[%w_]" .. fn .. "%(%s*\"([A-Z0-9_]+)\"") do vars[name] = path end

@@ -1,4 +1,4 @@
--- host.json's string escaping (host/json.c), the real binding from
+-- host.json's string escaping (host/base/json.c), the real binding from
 -- build/lua/host.so: what every response body and log line goes through.
 -- Run from the repository root: busted --lua=luajit spec/unit/json_spec.lua
 package.cpath = "build/lua/?.so;" .. package.cpath

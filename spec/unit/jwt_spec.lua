@@ -293,7 +293,7 @@ describe("host.jwt", function()
     end)
   end)
 
-  -- verify remembers the tokens it verified (host/jwt.c): what follows holds
+  -- verify remembers the tokens it verified (host/bind/jwt.c): what follows holds
   -- on the second sight of a token as on the first
   describe("a token verified before", function()
     it("gives the same claims in a table of its own each time", function()

@@ -10,6 +10,8 @@
 #     cppcheck    host/ (suppressions with reasons: tools/lint/cppcheck-suppressions.txt)
 #     analyzer    host/ built with gcc -fanalyzer (-Werror: any finding fails)
 #     flawfinder  host/, hits of level 3 and up (why: tools/lint/README.md)
+#     includes    host/'s include graph: layers point down, no cycle
+#                 (tools/lint/include-cycles.sh)
 #     shell       every shell script in the repository (shellcheck)
 #     yamllint    every YAML file (.yamllint)
 #     workflows   .github/workflows/*.yml: action-validator (schema) and actionlint
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/../.." || exit 1
 lint_dir=tools/lint
 jobs=$(nproc 2>/dev/null || echo 2)
 
-all=(luacheck clang-tidy cppcheck analyzer flawfinder shell yamllint workflows cfn deploy)
+all=(luacheck clang-tidy cppcheck analyzer flawfinder includes shell yamllint workflows cfn deploy)
 if [ $# -gt 0 ]; then checks=("$@"); else checks=("${all[@]}"); fi
 
 # Tracked and new (not ignored) files: what a commit would contain.
@@ -78,6 +80,10 @@ check_flawfinder() {
   # strings, races, exec) must be fixed or justified inline with
   # "Flawfinder: ignore" and a reason.
   flawfinder --minlevel=3 --error-level=3 --columns --singleline --quiet --dataonly host/
+}
+
+check_includes() {
+  bash "$lint_dir/include-cycles.sh"
 }
 
 shell_scripts() {
