@@ -124,6 +124,32 @@ local function audit_list_sql(mask)
     .. " ORDER BY id DESC LIMIT $2::integer"
 end
 
+-- `moonkeep import` (tools/import.lua, docs/import.md). What table `tbl` has
+-- for a batch of source rows ($1: a JSON array of {id, email[, name]}):
+-- the email of the row with the same id, the row that has the email (and
+-- what `extra` selects), and the row an earlier import made of it (its
+-- `action` event, found by source id and email).
+local function import_lookup_sql(tbl, action, extra, extra_columns)
+  return "SELECT e.id AS source_id,"
+    .. " (SELECT t.email FROM " .. tbl .. " t WHERE t.id = e.id) AS id_email,"
+    .. " (SELECT t.id FROM " .. tbl .. " t WHERE t.email = e.email) AS email_owner," .. extra
+    .. " (SELECT v.target_id FROM audit_events v WHERE v.action = '" .. action .. "'"
+    .. " AND v.detail ->> 'source_id' = e.id::text AND v.detail ->> 'email' = e.email"
+    .. " ORDER BY v.id DESC LIMIT 1) AS imported_as"
+    .. " FROM jsonb_to_recordset($1::jsonb) AS e(id bigint, email text" .. extra_columns .. ")"
+end
+
+-- Moves the id sequence of `tbl` past $1 (the largest id an import keeps)
+-- and past every id in the table, never back. setval is not
+-- transactional: a rolled-back import leaves the sequence moved, which
+-- costs unused ids only.
+local function import_sequence_sql(tbl)
+  return "SELECT setval(s.seq, v.target) FROM"
+    .. " (SELECT pg_get_serial_sequence('" .. tbl .. "', 'id')::regclass AS seq) s,"
+    .. " LATERAL (SELECT greatest($1::bigint, (SELECT coalesce(max(id), 0) FROM " .. tbl .. ")) AS target) v"
+    .. " WHERE v.target > coalesce(pg_sequence_last_value(s.seq), 0)"
+end
+
 local SQL = {
   -- admins
   -- Emails arrive in their canonical form (validate.email) and are compared
@@ -381,6 +407,28 @@ local SQL = {
   audit_record = AUDIT_INTO .. "SELECT e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client,"
     .. " coalesce(e.detail, '{}'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS e(actor_id bigint, action text,"
     .. " target_type text, target_id bigint, request_id text, client text, detail jsonb) RETURNING " .. AUDIT,
+
+  -- `moonkeep import`: the lookups and sequences (above), the rows (below)
+  import_admin_lookup = import_lookup_sql("admins", "admin.imported",
+    " (SELECT t.id FROM admins t WHERE lower(t.name) = lower(e.name)) AS name_owner,", ", name text"),
+  import_user_lookup = import_lookup_sql("users", "user.imported", "", ""),
+  import_admins_sequence = import_sequence_sql("admins"),
+  import_users_sequence = import_sequence_sql("users"),
+  -- One imported row and its *.imported event (actor null, request_id the
+  -- run's id): $1 the id to keep, or null for a new one; nothing when any
+  -- unique index refuses the row (taken meanwhile).
+  import_admin = "WITH a AS (INSERT INTO admins (id, email, name, password_hash, confirmed)"
+    .. " VALUES (coalesce($1::bigint, nextval(pg_get_serial_sequence('admins', 'id')::regclass)),"
+    .. " $2::text, $3::text, $4::text, true) ON CONFLICT DO NOTHING RETURNING id, email, name), "
+    .. audit_cte("SELECT NULL, 'admin.imported', 'admin', a.id, $6::text, NULL,"
+      .. " jsonb_build_object('source_id', $5::bigint, 'email', a.email, 'name', a.name) FROM a")
+    .. " SELECT a.id, " .. AUDIT_OUT .. " FROM a",
+  import_user = "WITH u AS (INSERT INTO users (id, email, name, active, created_by)"
+    .. " VALUES (coalesce($1::bigint, nextval(pg_get_serial_sequence('users', 'id')::regclass)),"
+    .. " $2::text, NULL, $3::boolean, NULL) ON CONFLICT DO NOTHING RETURNING id, email, active), "
+    .. audit_cte("SELECT NULL, 'user.imported', 'user', u.id, $5::text, NULL,"
+      .. " jsonb_build_object('source_id', $4::bigint, 'email', u.email, 'active', u.active) FROM u")
+    .. " SELECT u.id, " .. AUDIT_OUT .. " FROM u",
 }
 
 -- GET /audit's statements, every combination of AUDIT_FILTERS
@@ -845,6 +893,36 @@ function Store:list_audit(before, limit, filters)
     end
   end
   return self:run(audit_list_name(mask), before or "9223372036854775807", tostring(limit), unpack(args))
+end
+
+-- ---- moonkeep import (tools/import.lua) --------------------------------------------
+
+-- What the target has for `entries` ({id=, email=[, name=]} of source rows of
+-- `kind`, "admins" or "users"): rows {source_id, id_email, email_owner,
+-- [name_owner,] imported_as}, or nil and an error response.
+function Store:import_lookup(kind, entries)
+  return self:run(kind == "admins" and "import_admin_lookup" or "import_user_lookup", cjson.encode(entries))
+end
+
+-- Moves the id sequence of `kind` past `max_id` (a decimal string).
+function Store:import_sequence(kind, max_id)
+  return self:run(kind == "admins" and "import_admins_sequence" or "import_users_sequence", max_id)
+end
+
+-- Inserts one admin ({id = id to keep or nil, email, name, password_hash,
+-- source_id}) with its admin.imported event: its id, nil, the events; or
+-- nil (a unique index refused it), or nil and an error response.
+function Store:import_admin(row, run_id)
+  local r, err = self:one("import_admin", opt(row.id), row.email, row.name, row.password_hash, row.source_id, run_id)
+  if not r then return nil, err end
+  return r.id, nil, take_events(r)
+end
+
+-- The same for a user ({id, email, active, source_id}).
+function Store:import_user(row, run_id)
+  local r, err = self:one("import_user", opt(row.id), row.email, row.active, row.source_id, run_id)
+  if not r then return nil, err end
+  return r.id, nil, take_events(r)
 end
 
 -- ---- module -------------------------------------------------------------------

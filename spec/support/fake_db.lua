@@ -21,8 +21,8 @@
 local cjson = require "cjson.safe"
 
 local null = cjson.null
-local pairs, ipairs, type, tonumber, error, select, unpack, setmetatable =
-  pairs, ipairs, type, tonumber, error, select, unpack, setmetatable
+local pairs, ipairs, type, tonumber, tostring, error, select, unpack, setmetatable, assert =
+  pairs, ipairs, type, tonumber, tostring, error, select, unpack, setmetatable, assert
 local lower, find, gsub, format, date = string.lower, string.find, string.gsub, string.format, os.date
 local sort, ceil = table.sort, math.ceil
 
@@ -699,6 +699,81 @@ function S.audit_record(self, st, events)
     out[i] = record(self, st, e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client, e.detail)
   end
   return rows(out)
+end
+
+-- moonkeep import (tools/import.lua): the lookups, the sequences, the rows.
+local function imported_as(st, action, source_id, email)
+  for i = #st.audit, 1, -1 do
+    local e = st.audit[i]
+    if e.action == action and tostring(e.detail.source_id) == tostring(source_id) and e.detail.email == email then
+      return e.target_id
+    end
+  end
+  return null
+end
+
+local function import_lookup(st, table_name, action, entries, with_name)
+  local out = {}
+  for i, e in ipairs(assert(cjson.decode(entries))) do
+    local id = tonumber(e.id)
+    local by_id = find_by(st[table_name], "id", id)
+    local by_email = find_by(st[table_name], "email", e.email)
+    local row = {source_id = id, id_email = by_id and by_id.email or null, email_owner = by_email and by_email.id or null,
+                 imported_as = imported_as(st, action, id, e.email)}
+    if with_name then
+      row.name_owner = null
+      for _, a in ipairs(st[table_name]) do
+        if lower(a.name) == lower(e.name) then row.name_owner = a.id end
+      end
+    end
+    out[i] = row
+  end
+  return rows(out)
+end
+
+function S.import_admin_lookup(_, st, entries)
+  return import_lookup(st, "admins", "admin.imported", entries, true)
+end
+
+function S.import_user_lookup(_, st, entries)
+  return import_lookup(st, "users", "user.imported", entries, false)
+end
+
+local function move_sequence(st, table_name, max_id)
+  local top = tonumber(max_id)
+  for _, row in ipairs(st[table_name]) do if row.id > top then top = row.id end end
+  if top > st.seq[table_name] then st.seq[table_name] = top end
+  return rows({})
+end
+
+function S.import_admins_sequence(_, st, max_id) return move_sequence(st, "admins", max_id) end
+function S.import_users_sequence(_, st, max_id) return move_sequence(st, "users", max_id) end
+
+function S.import_admin(self, st, id, email, name, hash, source_id, run_id)
+  if not is_null(id) and find_by(st.admins, "id", tonumber(id)) then return rows({}) end
+  if email_taken(st.admins, email) or name_taken(st.admins, name) then return rows({}) end
+  if is_null(id) then
+    st.seq.admins = st.seq.admins + 1
+    id = st.seq.admins
+  end
+  local a = {id = tonumber(id), email = email, name = name, password_hash = hash, confirmed = true,
+             created_at = self:now(), updated_at = self:now()}
+  st.admins[#st.admins + 1] = a
+  return rows({{id = a.id, audit = {record(self, st, null, "admin.imported", "admin", a.id, run_id, null,
+                                           {source_id = tonumber(source_id), email = email, name = name})}}})
+end
+
+function S.import_user(self, st, id, email, active, source_id, run_id)
+  if not is_null(id) and find_by(st.users, "id", tonumber(id)) then return rows({}) end
+  if email_taken(st.users, email) then return rows({}) end
+  if is_null(id) then
+    st.seq.users = st.seq.users + 1
+    id = st.seq.users
+  end
+  local u = {id = tonumber(id), email = email, active = active, created_at = self:now(), updated_at = self:now()}
+  st.users[#st.users + 1] = u
+  return rows({{id = u.id, audit = {record(self, st, null, "user.imported", "user", u.id, run_id, null,
+                                           {source_id = tonumber(source_id), email = email, active = active})}}})
 end
 
 -- GET /audit: list_audit_<bits>, a bit per filter (actor, action, target,
