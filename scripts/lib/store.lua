@@ -287,24 +287,26 @@ local SQL = {
   -- same round trip and the same commit: counts the request ($1 kind, $2
   -- email, $3 window) and, when it is within $7 and the address is an
   -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
-  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token). The row:
+  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token, $9 the
+  -- mail group). The row:
   -- count, retry_after, and the admin's id when a token was stored.
   mail_request = "WITH hit AS (" .. RATE_HIT .. "),"
     .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
     .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
     .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
     .. " RETURNING admin_id, email),"
-    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
-    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer FROM t JOIN admins a ON a.id = t.admin_id)"
+    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, mail_group)"
+    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer, $9::text FROM t JOIN admins a ON a.id = t.admin_id)"
     .. " SELECT hit.count, hit.retry_after, t.admin_id FROM hit LEFT JOIN t ON true",
 
   -- the mail outbox (migrations/0005_mail_outbox.sql, lib/outbox.lua)
-  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
-    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer)",
-  -- the oldest due row, leased for $1 seconds (its due_at moves to the
-  -- lease's end, so a claim by a worker that died runs out by itself)
+  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, mail_group)"
+    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer, $6::text)",
+  -- the oldest due row of mail group $2, leased for $1 seconds (its due_at
+  -- moves to the lease's end, so a claim by a worker that died runs out by
+  -- itself)
   claim_mail = "UPDATE mail_outbox o SET due_at = now() + " .. secs("$1") .. ", attempts = o.attempts + 1"
-    .. " FROM (SELECT id FROM mail_outbox WHERE status = 'due' AND due_at <= now()"
+    .. " FROM (SELECT id FROM mail_outbox WHERE mail_group = $2::text AND status = 'due' AND due_at <= now()"
     .. " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) c"
     .. " WHERE o.id = c.id RETURNING o.id, o.message_id, o.kind, o.to_addr, o.name, o.token, o.ttl_s, o.attempts",
   mail_sent = "UPDATE mail_outbox SET status = 'sent', done_at = now(), token = NULL, last_error = NULL"
@@ -319,7 +321,7 @@ local SQL = {
   -- in seconds of the oldest one whose time has come
   outbox_stats = "SELECT count(id)::bigint AS depth,"
     .. " coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS oldest_due_s"
-    .. " FROM mail_outbox WHERE status = 'due'",
+    .. " FROM mail_outbox WHERE mail_group = $1::text AND status = 'due'",
 
   -- retention (lib/retention.lua): one batch of at most $2 rows past $1
   -- seconds of retention, under the sweeper's advisory lock ($1)
@@ -759,24 +761,24 @@ function Store:rate_take_back(kind, key)
 end
 
 -- The mail_request statement (above): count, retry_after.
-function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
-  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
+function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token, group)
+  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token, group)
   if not row then return nil, err end
   return row.count, row.retry_after
 end
 
 -- ---- the mail outbox -------------------------------------------------------------
 
-function Store:queue_mail(kind, to, name, token, ttl)
-  local ok, err = self:run("queue_mail", kind, to, name, token, ttl)
+function Store:queue_mail(kind, to, name, token, ttl, group)
+  local ok, err = self:run("queue_mail", kind, to, name, token, ttl, group)
   if not ok then return nil, err end
   return true
 end
 
--- The oldest due mail, leased for `lease` seconds, or nil (none due), or
--- nil and an error response.
-function Store:claim_mail(lease)
-  return self:one("claim_mail", lease)
+-- The oldest due mail of `group`, leased for `lease` seconds, or nil (none
+-- due), or nil and an error response.
+function Store:claim_mail(lease, group)
+  return self:one("claim_mail", lease, group)
 end
 
 function Store:mail_sent(id)
@@ -791,8 +793,8 @@ function Store:mail_failed(id, error_text)
   return self:run("mail_failed", id, error_text)
 end
 
-function Store:outbox_stats()
-  return self:one("outbox_stats")
+function Store:outbox_stats(group)
+  return self:one("outbox_stats", group)
 end
 
 -- ---- retention -------------------------------------------------------------------

@@ -505,14 +505,14 @@ function S.rate_take_back(_, st, kind, key)
   return rows({}, 1)
 end
 
-function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token)
+function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token, group)
   local hit = S.rate_hit(self, st, rate_kind, email, window)[1]
   local row = {count = hit.count, retry_after = hit.retry_after, admin_id = null}
   local a = find_by(st.admins, "email", email)
   if a and hit.count <= tonumber(limit) and (kind ~= "confirm" or not a.confirmed) then
     local _, err = S.create_token(self, st, kind, hash, a.id, a.email, ttl)
     if err then return nil, err end
-    S.queue_mail(self, st, kind, a.email, a.name, token, ttl)
+    S.queue_mail(self, st, kind, a.email, a.name, token, ttl, group)
     row.admin_id = a.id
   end
   return rows({row})
@@ -520,18 +520,19 @@ end
 
 -- ---- the mail outbox ----------------------------------------------------------------
 
-function S.queue_mail(self, st, kind, to, name, token, ttl)
+function S.queue_mail(self, st, kind, to, name, token, ttl, group)
   st.seq.outbox = st.seq.outbox + 1
   st.outbox[#st.outbox + 1] = {id = st.seq.outbox, message_id = format("fake%028d", st.seq.outbox), kind = kind,
-                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due",
+                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due", group = group,
                                attempts = 0, due_at = self:now()}
   return rows({}, 1)
 end
 
-function S.claim_mail(self, st, lease)
+function S.claim_mail(self, st, lease, group)
   local oldest
   for _, m in ipairs(st.outbox) do
-    if m.status == "due" and m.due_at <= self:now() and (not oldest or m.due_at < oldest.due_at) then oldest = m end
+    local due = m.group == group and m.status == "due" and m.due_at <= self:now()
+    if due and (not oldest or m.due_at < oldest.due_at) then oldest = m end
   end
   if not oldest then return rows({}) end
   oldest.due_at, oldest.attempts = self:now() + lease, oldest.attempts + 1
@@ -616,10 +617,10 @@ function S.sweep_audit(self, st, retention, limit)
   return sweep(self, st, "audit", retention, limit, function(e, cutoff) return older(e.at, cutoff) end)
 end
 
-function S.outbox_stats(self, st)
+function S.outbox_stats(self, st, group)
   local depth, oldest = 0, nil
   for _, m in ipairs(st.outbox) do
-    if m.status == "due" then
+    if m.group == group and m.status == "due" then
       depth = depth + 1
       if m.due_at <= self:now() and (not oldest or m.due_at < oldest) then oldest = m.due_at end
     end
