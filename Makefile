@@ -4,7 +4,7 @@ SHELL := /bin/bash
 JOBS  ?= $(shell nproc)
 BUSTED = busted --lua=luajit
 
-.PHONY: all deps build asan run test test-fresh image test-unit test-e2e test-asan lint coverage bench fuzz clean help
+.PHONY: all deps build asan run test test-fresh image test-unit test-e2e test-asan lint coverage bench bench-scale build-release fuzz clean help
 
 all: build
 
@@ -18,7 +18,8 @@ help:
 	@echo "make fuzz    build the libFuzzer harnesses (fuzz/) and run each FUZZ_SECONDS (60)"
 	@echo "make lint    every linter (tools/lint/run.sh; also a suite of make test)"
 	@echo "make coverage  C lines of host/ and Lua lines of scripts/, with floors (build-coverage/report/)"
-	@echo "make bench   release build under wrk, beside bare evhttp, nginx, pgbench, argon2id (bench/)"
+	@echo "make bench   release build under wrk, beside bare evhttp, nginx, nginx-lua, pgbench, argon2id (medians of 3 runs), then the scale table (bench/)"
+	@echo "make bench-scale  the scale table alone: 10k, 100k, 1M users (bench/scale.sh)"
 
 deps:
 	@bash vendor/install.sh
@@ -63,12 +64,25 @@ lint: deps
 coverage: deps
 	@bash tools/coverage.sh
 
-# Not part of `make test`: a few minutes of load, printed as a table and
-# written to bench/results/latest.json (docs/performance.md).
-bench: deps
+# Not part of `make test` (docs/performance.md): BENCH_RUNS (3) runs of the
+# main table and their medians (bench/results/median.json), then the scale
+# table (bench/scale.sh, bench/results/scale-latest.json) unless
+# BENCH_SCALE=0; about 13 minutes. `make bench-scale`: the scale table alone.
+# BENCH_SMOKE=1: 1 s slices, 1 round, 1 run: a quick check that all of it
+# runs, not figures to read.
+BENCH_RUNS ?= 3
+BENCH_SCALE ?= 1
+
+build-release: deps
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-release -j $(JOBS)
-	@bash bench/run.sh
+
+bench: build-release
+	@BENCH_RUNS=$(if $(filter 1,$(BENCH_SMOKE)),1,$(BENCH_RUNS)) bash bench/run.sh
+	@if [ "$(BENCH_SCALE)" != 0 ]; then bash bench/scale.sh; fi
+
+bench-scale: build-release
+	@bash bench/scale.sh
 
 fuzz: deps
 	@bash tools/fuzz.sh

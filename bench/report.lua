@@ -7,6 +7,9 @@
 --   luajit bench/report.lua --median OUT.json RUN.json...
 --       the median over several runs' OUT.json files: medians of each
 --       number, and of each ratio as measured within its own run
+--   luajit bench/report.lua --scale RESULTS.jsonl OUT.json...
+--       bench/scale.sh's facts (scenarios named KIND@SIZE): the scale table,
+--       each row's largest size ÷ smallest size, and the targets
 --
 -- Ratios are always taken within one run (the machine is shared and noisy:
 -- only numbers measured side by side compare). A scenario ran in slices
@@ -20,18 +23,20 @@ local MIB = 1024
 -- ---- what is compared with what ------------------------------------------------
 
 -- Each row: id (the wrk/pgbench scenario), label, and the references its
--- throughput is divided by (or its p99, for `p99_of`).
+-- throughput is divided by (or its p99, for `p99_of`); `tail`: its p99 ÷ p50
+-- is printed beside them (the median of the slices' own p99 ÷ p50).
 local ROWS = {
   {id = "ref_bare_shared", label = "ref: bare evhttp, shared socket"},
   {id = "ref_bare_reuseport", label = "ref: bare evhttp, SO_REUSEPORT"},
   {id = "ref_nginx", label = "ref: nginx"},
+  {id = "ref_nginx_lua", label = "ref: nginx + lua-nginx-module, GET /"},
   {id = "ref_pgbench_select", label = "ref: pgbench -S -M prepared"},
   {id = "ref_pgbench_writes", label = "ref: pgbench -N -M prepared"},
   {id = "ref_hash", label = "ref: argon2id, cores / verify time"},
   {id = "ref_hash_parallel", label = "ref: argon2id, verifies/s on all cores"},
-  {id = "mk_root", label = "GET /", refs = {"ref_bare_shared", "ref_nginx"}},
+  {id = "mk_root", label = "GET /", refs = {"ref_bare_shared", "ref_nginx", "ref_nginx_lua"}},
   {id = "mk_healthz", label = "GET /healthz", refs = {"ref_bare_shared", "ref_nginx"}},
-  {id = "mk_user_read", label = "GET /users/{id} (auth)", refs = {"ref_pgbench_select"}},
+  {id = "mk_user_read", label = "GET /users/{id} (auth)", refs = {"ref_pgbench_select"}, tail = true},
   {id = "mk_user_list", label = "GET /users?limit=20 (auth)", refs = {"ref_pgbench_select"}},
   {id = "mk_writes", label = "POST /user + DELETE (auth)", refs = {"ref_pgbench_writes"}},
   {id = "mk_login", label = "POST /auth/login", refs = {"ref_hash", "ref_hash_parallel"}},
@@ -40,7 +45,7 @@ local ROWS = {
 }
 
 local SHORT = {
-  ref_bare_shared = "bare", ref_nginx = "nginx", ref_pgbench_select = "pgbench -S",
+  ref_bare_shared = "bare", ref_nginx = "nginx", ref_nginx_lua = "nginx-lua", ref_pgbench_select = "pgbench -S",
   ref_pgbench_writes = "pgbench -N", ref_hash = "cores/hash", ref_hash_parallel = "hash/s",
   mk_healthz_idle = "idle p99",
 }
@@ -81,6 +86,11 @@ local function merge(slices)
              p50_ms = median(field(slices, "p50_ms")), p90_ms = median(field(slices, "p90_ms")),
              p99_ms = median(field(slices, "p99_ms")), avg_ms = median(field(slices, "avg_ms")),
              errors = first.errors and sum(slices, "errors"), non2xx = first.non2xx and sum(slices, "non2xx")}
+  local tails = {}
+  for i, x in ipairs(slices) do
+    if x.p50_ms and x.p99_ms and x.p50_ms > 0 then tails[i] = x.p99_ms / x.p50_ms end
+  end
+  m.tail = median(tails)
   if first.kind == "pgbench" then
     local weighted = 0
     for _, x in ipairs(slices) do weighted = weighted + x.rps * x.duration_s end
@@ -168,6 +178,7 @@ local function build(facts)
         if s[ref] and s[ref].rps and s[ref].rps > 0 then row.ratios[ref] = m.rps / s[ref].rps end
       end
       if r.p99_of and s[r.p99_of] then row.ratios[r.p99_of] = m.p99_ms / s[r.p99_of].p99_ms end
+      if r.tail then row.tail = m.tail end
       doc.rows[#doc.rows + 1] = row
     end
   end
@@ -192,8 +203,15 @@ local function build(facts)
                value = ratio("mk_healthz", "ref_bare_shared"), op = ">=", limit = 0.9, unit = "x"}
   T[#T + 1] = {name = "GET / vs bare evhttp (for the record)",
                value = ratio("mk_root", "ref_bare_shared"), op = ">=", limit = 0.9, unit = "x", info = true}
+  T[#T + 1] = {name = "GET / vs nginx + lua-nginx-module (same body through cjson, JSON access log)",
+               value = ratio("mk_root", "ref_nginx_lua"), op = ">=", limit = 0.9, unit = "x"}
   T[#T + 1] = {name = "authenticated single-row read vs pgbench -S TPS",
                value = ratio("mk_user_read", "ref_pgbench_select"), op = ">=", limit = 0.3, unit = "x"}
+  local read_row
+  for _, row in ipairs(doc.rows) do if row.id == "mk_user_read" then read_row = row end end
+  T[#T + 1] = {name = format("authenticated read's tail at %s connections: p99 / p50",
+                             tostring(facts.meta and facts.meta.connections or "?")),
+               value = read_row and read_row.tail, op = "<=", limit = 2.5, unit = "x"}
   T[#T + 1] = {name = format("login vs cores / verify time (argon2id t=%s m=%s KiB%s)",
                              hash and hash.opslimit or "?", hash and hash.memlimit_kib or "?",
                              owasp and ", >= OWASP minimum" or ", BELOW OWASP minimum"),
@@ -227,7 +245,7 @@ local function median_docs(docs)
   end
   for i, row in ipairs(docs[#docs].rows) do
     local m = {id = row.id, label = row.label, ratios = {}}
-    for _, key in ipairs({"rps", "p50_ms", "p99_ms", "avg_ms", "errors", "non2xx", "requests"}) do
+    for _, key in ipairs({"rps", "p50_ms", "p99_ms", "avg_ms", "errors", "non2xx", "requests", "tail"}) do
       local vals = {}
       for _, d in ipairs(docs) do vals[#vals + 1] = d.rows[i] and d.rows[i][key] end
       m[key] = median(vals)
@@ -286,6 +304,7 @@ local function print_doc(doc)
       parts[#parts + 1] = format("%.2fx %s", v, SHORT[ref] or ref)
     end
     sort(parts)
+    if r.tail then parts[#parts + 1] = format("p99/p50 %.2f", r.tail) end
     local errs = (r.errors or 0) + (r.non2xx or 0)
     print(format("%-42s %10s %9s %9s %7s  %s", r.label, num(r.rps, "%.0f"),
                  num(r.p50_ms, "%.2f"), num(r.p99_ms, "%.2f"),
@@ -317,9 +336,107 @@ local function write(doc, path)
   f:close()
 end
 
+-- ---- the scale table (bench/scale.sh) ---------------------------------------------
+
+local SCALE_ROWS = {
+  {kind = "read", label = "GET /users/{id} (auth), random id"},
+  {kind = "first", label = "GET /users?limit=20, first page"},
+  {kind = "deep", label = "GET /users?limit=20, cursor at 90 %"},
+  {kind = "q_common", label = "?q=son (common, ~14 %)"},
+  {kind = "q_rare", label = "?q=quixote (rare, 10 users)"},
+  {kind = "q_one", label = "?q=a (one letter)"},
+  {kind = "login", label = "POST /auth/login storm (-c16)", note = "largest: + sessions, rate-limit rows"},
+  {kind = "q_none2", label = "?q=zq (2 letters, no match; -c2)", info = true},
+}
+local SCALE_LIMIT = 1.5 -- largest size within 1.5x of the smallest, both ways
+
+local function build_scale(facts)
+  local sizes = facts.meta and facts.meta.sizes or {}
+  local small, large = sizes[1], sizes[#sizes]
+  local doc = {meta = facts.meta, rows = {}, targets = {}}
+  for _, r in ipairs(SCALE_ROWS) do
+    local row = {kind = r.kind, label = r.label, note = r.note, info = r.info, sizes = {}}
+    for _, size in ipairs(sizes) do
+      local m = facts.scenarios[r.kind .. "@" .. format("%d", size)]
+      if m then
+        row.sizes[#row.sizes + 1] = {size = size, rps = m.rps, p50_ms = m.p50_ms, p99_ms = m.p99_ms,
+                                     errors = (m.errors or 0) + (m.non2xx or 0), requests = m.requests}
+      end
+    end
+    local a, b = row.sizes[1], row.sizes[#row.sizes]
+    if a and b and a.size == small and b.size == large and #sizes > 1 then
+      row.rps_ratio = a.rps > 0 and b.rps / a.rps or nil
+      -- no request answered within a slice: no latency to compare
+      row.p99_ratio = (a.requests or 0) > 0 and (b.requests or 0) > 0 and a.p99_ms > 0 and b.p99_ms / a.p99_ms or nil
+      local name = format("%s: req/s and p99 at %d users vs %d", r.label, large, small)
+      doc.targets[#doc.targets + 1] = {name = name .. " (req/s)", value = row.rps_ratio, op = ">=",
+                                       limit = 1 / SCALE_LIMIT, unit = "x", info = r.info}
+      doc.targets[#doc.targets + 1] = {name = name .. " (p99)", value = row.p99_ratio, op = "<=",
+                                       limit = SCALE_LIMIT, unit = "x", info = r.info}
+    end
+    doc.rows[#doc.rows + 1] = row
+  end
+  return doc
+end
+
+local function size_label(n)
+  if n >= 1000000 and n % 1000000 == 0 then return format("%dM", n / 1000000) end
+  if n >= 1000 and n % 1000 == 0 then return format("%dk", n / 1000) end
+  return format("%d", n)
+end
+
+local function print_scale(doc)
+  local m = doc.meta or {}
+  local sizes = m.sizes or {}
+  print(format("\nmoonkeep scale bench — %s, nproc %s, %s workers x DB_POOL_SIZE %s, wrk -c%s (login -c%s),"
+               .. " %s x %s s per scenario and size; %s sessions and %s rate-limit rows added before the largest%s",
+               m.cpu or "?", m.nproc or "?", m.workers or "?", m.db_pool_size or "?", m.connections or "?",
+               m.login_connections or "?", m.rounds or "?", m.slice_s or "?", tostring(m.sessions),
+               tostring(m.rate_rows), m.time and (", " .. m.time) or ""))
+  local head = {format("%-40s", "scenario")}
+  for _, size in ipairs(sizes) do
+    head[#head + 1] = format("%16s", size_label(size) .. " req/s  p99")
+  end
+  local last = size_label(sizes[#sizes] or 0) .. "/" .. size_label(sizes[1] or 0)
+  head[#head + 1] = format("  %-22s %s", last .. " req/s, p99", "errors")
+  local line = string.rep("-", #concat(head, " ") + 4)
+  print(line)
+  print(concat(head, " "))
+  print(line)
+  for _, r in ipairs(doc.rows) do
+    local cells = {format("%-40s", r.label)}
+    local errs, by_size = 0, {}
+    for _, x in ipairs(r.sizes) do
+      by_size[x.size] = x
+      errs = errs + x.errors
+    end
+    for _, size in ipairs(sizes) do
+      local x = by_size[size]
+      cells[#cells + 1] = format("%16s", x and format("%.0f %7.2f", x.rps, x.p99_ms) or "-")
+    end
+    cells[#cells + 1] = format("  %-22s %d", format("%s, %s", num(r.rps_ratio, "%.2fx"), num(r.p99_ratio, "%.2fx")),
+                               errs)
+    print(concat(cells, " "))
+  end
+  print(line)
+  print(format("targets: at the largest size, req/s >= 1/%.1f and p99 <= %.1fx of the smallest's", SCALE_LIMIT,
+               SCALE_LIMIT))
+  for _, t in ipairs(doc.targets) do
+    print(format("  %-4s %-92s %s %s", judge(t), t.name, num(t.value, "%.2f"), t.unit))
+  end
+  for _, r in ipairs(doc.rows) do
+    if r.note then print(format("  (%s: %s)", r.label, r.note)) end
+  end
+end
+
 -- ---- main ----------------------------------------------------------------------
 
-if arg[1] == "--median" then
+if arg[1] == "--scale" then
+  assert(arg[2], "usage: report.lua --scale RESULTS.jsonl OUT.json...")
+  local doc = build_scale(read_facts(arg[2]))
+  print_scale(doc)
+  for i = 3, #arg do write(doc, arg[i]) end
+elseif arg[1] == "--median" then
   local out = arg[2]
   local docs = {}
   for i = 3, #arg do

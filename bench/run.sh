@@ -6,6 +6,9 @@
 #                 on one shared listening socket (moonkeep's model), and
 #                 again with one SO_REUSEPORT socket per process
 #   nginx         bench/nginx.conf, WORKERS workers, one shared socket
+#   nginx-lua     bench/nginx-lua.conf: nginx with lua-nginx-module, WORKERS
+#                 workers, GET /'s body built and encoded by Lua (cjson),
+#                 a JSON access log to a file: the like-for-like reference
 #   pgbench       -S (and -N for writes) -M prepared, as many clients as
 #                 moonkeep's whole pool (DB_POOL_SIZE x WORKERS), on the
 #                 same PostgreSQL cluster, in its own database
@@ -22,96 +25,49 @@
 # way out, failure or not. About two and a half minutes in all.
 #
 # Settings (environment): WORKERS (2), DB_POOL_SIZE (4), BENCH_SLICE (2),
-# BENCH_ROUNDS (3), BENCH_CONNECTIONS (50: throughput scenarios),
-# BENCH_LOGIN_CONNECTIONS (16),
+# BENCH_ROUNDS (3), BENCH_RUNS (1; `make bench` sets 3), BENCH_CONNECTIONS
+# (50: throughput scenarios), BENCH_LOGIN_CONNECTIONS (16),
 # BENCH_THREADS (2: wrk threads, pgbench -j), BENCH_USERS (10000),
-# BENCH_PORT (18080: it uses four ports from there), BENCH_PG_FSYNC (on),
-# BENCH_BIN (build-release/moonkeep), BENCH_KEEP (1: keep the temp folder).
+# BENCH_PORT (18080: it uses five ports from there), BENCH_PG_FSYNC (on),
+# BENCH_BIN (build-release/moonkeep), BENCH_KEEP (1: keep the temp folder),
+# BENCH_SMOKE (1: 1 s slices, 1 round, 1 run: checks that it all runs; the
+# numbers are not to be read). The scale table is bench/scale.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
-BIN=${BENCH_BIN:-build-release/moonkeep}
-WORKERS=${WORKERS:-2}
-DB_POOL_SIZE=${DB_POOL_SIZE:-4}
-SLICE=${BENCH_SLICE:-2}
-ROUNDS=${BENCH_ROUNDS:-3}
-DURATION=$((SLICE * ROUNDS))
-CONNS=${BENCH_CONNECTIONS:-50}
+# BENCH_RUNS (1, or 3 under `make bench`) runs of the whole bench, each on
+# its own fresh cluster and servers, then the median table of them
+# (report.lua --median) in bench/results/median.json.
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then : "${BENCH_RUNS:=1}"; fi
+RUNS=${BENCH_RUNS:-1}
+if [ "$RUNS" -gt 1 ] && [ -z "${BENCH_RUN_JSON:-}" ]; then
+  mkdir -p bench/results
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  runs=()
+  for i in $(seq "$RUNS"); do
+    printf 'bench: run %d of %d\n' "$i" "$RUNS" >&2
+    runs+=("bench/results/run-$stamp-$i.json")
+    BENCH_RUN_JSON="${runs[-1]}" bash "$0"
+  done
+  luajit bench/report.lua --median bench/results/median.json "${runs[@]}"
+  exit 0
+fi
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 LOGIN_CONNS=${BENCH_LOGIN_CONNECTIONS:-16}
-THREADS=${BENCH_THREADS:-2}
 USERS=${BENCH_USERS:-10000}
 PORT=${BENCH_PORT:-18080}
 BARE_PORT=$((PORT + 1))
 REUSE_PORT=$((PORT + 2))
 NGINX_PORT=$((PORT + 3))
-POOL_TOTAL=$((DB_POOL_SIZE * WORKERS))
-BENCH_DIR="$root/bench"
-export BENCH_DIR
+NGINX_LUA_PORT=$((PORT + 4))
+LOGS+=("$tmp/nginx/error.log" "$tmp/nginx-lua/error.log")
 
-[ -x "$BIN" ] || { echo "bench: $BIN not found (make bench builds it)" >&2; exit 1; }
-for tool in wrk nginx curl luajit; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps installs it)" >&2; exit 1; }
-done
-pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-[ -x "$pgbin/pgbench" ] || { echo "bench: pgbench not found under /usr/lib/postgresql" >&2; exit 1; }
-for p in "$PORT" "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    echo "bench: port $p is in use (set BENCH_PORT)" >&2
-    exit 1
-  fi
-done
-
-tmp=$(mktemp -d /tmp/mkbench.XXXXXX)
-chmod 755 "$tmp"
-results="$tmp/results.jsonl"
-: >"$results"
-started=()   # pids of the servers we started, stopped in reverse order
-ok=0
-
-stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local i
-  trap - EXIT INT TERM
-  for ((i = ${#started[@]} - 1; i >= 0; i--)); do stop_pid "${started[$i]}"; done
-  tools/pg-cluster.sh stop "$tmp/pg" >/dev/null 2>&1 || true
-  if [ "$ok" -ne 1 ]; then
-    echo "bench: failed; last lines of the logs in $tmp:" >&2
-    for f in "$tmp"/moonkeep.log "$tmp"/nginx/error.log "$tmp"/pg/postgres.log; do
-      [ -f "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }
-    done
-  fi
-  if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$ok" -ne 1 ]; then
-    echo "bench: kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-fact() { printf '%s\n' "$1" >>"$results"; }
-
-wait_http() { # url: up to 20 s
-  local i
-  for i in $(seq 200); do
-    curl -s -o /dev/null --max-time 1 "$1" && return 0
-    sleep 0.1
-  done
-  echo "bench: $1 did not answer" >&2
-  return 1
-}
+need_tools wrk nginx curl luajit
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] \
+  || { echo "bench: lua-nginx-module is missing (make deps installs libnginx-mod-http-lua)" >&2; exit 1; }
+ports_free "$PORT" "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT" "$NGINX_LUA_PORT"
 
 # ---- helpers ------------------------------------------------------------------
 say "building bench/bare_evhttp.c and bench/hash_cost.c"
@@ -131,15 +87,9 @@ fact "$(printf '{"kind":"meta","nproc":%d,"cpu":"%s","kernel":"%s","time":"%s","
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")"
 
 # ---- PostgreSQL, seeded ---------------------------------------------------------------
-say "starting PostgreSQL in $tmp/pg"
-DATABASE_URL=$(PG_FSYNC=${BENCH_PG_FSYNC:-on} tools/pg-cluster.sh start "$tmp/pg")
-export DATABASE_URL
-pguser=postgres
-[ "$(id -u)" -eq 0 ] || pguser=$(id -un)
-pg=(-h "$tmp/pg" -p 5432 -U "$pguser")
-"$BIN" migrate >"$tmp/migrate.log" 2>&1 || { cat "$tmp/migrate.log" >&2; exit 1; }
+start_pg
 say "seeding $USERS users"
-"$pgbin/psql" "${pg[@]}" -d moonkeep -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+psql_do >/dev/null <<SQL
 INSERT INTO users (id, email, name, active)
   SELECT g, 'user' || g || '@seed.test', 'Seeded user ' || g, g % 10 <> 0
   FROM generate_series(1, $USERS) AS g;
@@ -151,20 +101,7 @@ SQL
   || { cat "$tmp/pgbench-init.log" >&2; exit 1; }
 
 # ---- moonkeep ----------------------------------------------------------------------
-# A copy named mk-bench: its processes are told apart from any other moonkeep
-# on the machine (ps, perf, and whatever stops development servers by name).
-say "starting moonkeep ($WORKERS workers, DB_POOL_SIZE=$DB_POOL_SIZE)"
-mkdir -p "$tmp/bin"
-cp "$BIN" "$tmp/bin/mk-bench"
-env JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)" \
-  HOST=127.0.0.1 PORT="$PORT" WORKERS="$WORKERS" DB_POOL_SIZE="$DB_POOL_SIZE" \
-  OUTBOX_DIR="$tmp/outbox" PUBLIC_URL="http://127.0.0.1:$PORT" PID_FILE="$tmp/moonkeep.pid" \
-  ACCESS_TOKEN_TTL_S=3600 SHUTDOWN_GRACE_S=2 MIGRATE_ON_START=false \
-  "$tmp/bin/mk-bench" serve >"$tmp/moonkeep.log" 2>&1 &
-mk=$!
-started+=("$mk")
-wait_http "http://127.0.0.1:$PORT/healthz"
-sleep 0.5
+start_moonkeep "$PORT"
 
 # Hashing threads keep argon2id's memory (19 MiB each) for 2 s after their
 # last hash (host/bind/pwhash_memory.c): RSS readings wait until none is kept
@@ -194,40 +131,11 @@ rss_fact() { # label requests_so_far
 }
 rss_fact idle 1
 
-say "registering, confirming and logging in the bench admin"
-email="bench-admin@bench.test"
-password="bench password $(head -c 6 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')"
-status=$(curl -s -o "$tmp/register.json" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/auth/register" \
-  -H 'Content-Type: application/json' \
-  -d "{\"email\":\"$email\",\"name\":\"benchadmin\",\"password\":\"$password\"}")
-[ "$status" = 201 ] || { echo "bench: register answered $status: $(cat "$tmp/register.json")" >&2; exit 1; }
-token=""
-for i in $(seq 50); do
-  eml=""
-  for f in "$tmp/outbox"/*.eml; do [ -e "$f" ] && { eml=$f; break; }; done
-  if [ -n "$eml" ]; then
-    # quoted-printable: join soft line breaks, then take the token of the link
-    token=$(sed -e ':a' -e '/=\r\?$/{N;s/=\r\?\n//;ba' -e '}' "$eml" | sed 's/=3D/=/g' \
-      | grep -o 'auth/confirm?token=[A-Za-z0-9_-]*' | head -n 1 | cut -d= -f2 || true)
-    [ -n "$token" ] && break
-  fi
-  sleep 0.1
-done
-if [ -n "$token" ]; then
-  status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' \
-    "http://127.0.0.1:$PORT/auth/confirm?token=$token")
-  [ "$status" = 200 ] || { echo "bench: confirm answered $status" >&2; exit 1; }
-else
-  say "no confirmation link in the outbox; confirming through SQL"
-  "$pgbin/psql" "${pg[@]}" -d moonkeep -qX -c "UPDATE admins SET confirmed = true WHERE email = '$email'" >/dev/null
-fi
-login_body="{\"email\":\"$email\",\"password\":\"$password\"}"
-access=$(curl -s -X POST "http://127.0.0.1:$PORT/auth/login" -H 'Content-Type: application/json' -d "$login_body" \
-  | luajit -e 'local t = require("cjson").decode(io.read("*a")); io.write(t.access_token or "")')
-[ -n "$access" ] || { echo "bench: login gave no access token" >&2; exit 1; }
+login_bench_admin
+access=$BENCH_TOKEN
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $access" "http://127.0.0.1:$PORT/users/1")
 [ "$status" = 200 ] || { echo "bench: GET /users/1 answered $status" >&2; exit 1; }
-export BENCH_TOKEN="$access" BENCH_EMAIL="$email" BENCH_PASSWORD="$password" BENCH_USERS="$USERS"
+export BENCH_USERS="$USERS"
 
 # 10 000 authenticated reads over 50 connections (so that every worker gets
 # some: the socket is shared), then the RSS "after 10k"
@@ -258,28 +166,27 @@ nginx_g="daemon off; worker_processes $WORKERS; pid $tmp/nginx/nginx.pid;"
 [ "$(id -u)" -ne 0 ] || nginx_g="$nginx_g user nobody nogroup;"
 nginx -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" -g "$nginx_g" &
 started+=("$!")
-for p in "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT"; do wait_http "http://127.0.0.1:$p/"; done
+# nginx + lua-nginx-module: GET / answered by Lua with moonkeep's own body
+# (its service and version, read from moonkeep's GET / here), through cjson,
+# with a JSON access log (bench/nginx-lua.conf)
+say "nginx + lua-nginx-module, $WORKERS workers"
+root_body=$(curl -s "$base/")
+service=$(luajit -e 'io.write(require("cjson").decode(io.read("*a")).service)' <<<"$root_body")
+version=$(luajit -e 'io.write(require("cjson").decode(io.read("*a")).version)' <<<"$root_body")
+mkdir -p "$tmp/nginx-lua"
+sed -e "s/@PORT@/$NGINX_LUA_PORT/" -e "s/@SERVICE@/$service/" -e "s/@VERSION@/$version/" \
+  bench/nginx-lua.conf >"$tmp/nginx-lua/nginx.conf"
+nginx_g="daemon off; worker_processes $WORKERS; pid $tmp/nginx-lua/nginx.pid;"
+[ "$(id -u)" -ne 0 ] || nginx_g="$nginx_g user nobody nogroup;"
+nginx -p "$tmp/nginx-lua/" -c "$tmp/nginx-lua/nginx.conf" -e "$tmp/nginx-lua/error.log" -g "$nginx_g" &
+started+=("$!")
+for p in "$BARE_PORT" "$REUSE_PORT" "$NGINX_PORT" "$NGINX_LUA_PORT"; do wait_http "http://127.0.0.1:$p/"; done
+lua_body=$(curl -s "http://127.0.0.1:$NGINX_LUA_PORT/")
+[ "$(luajit -e 'local c = require("cjson"); local t = c.decode(io.read("*a")); io.write(t.service, " ", t.version, " ", t.docs)' <<<"$lua_body")" = "$service $version /apidocs" ] \
+  || { echo "bench: nginx-lua answered $lua_body, moonkeep $root_body" >&2; exit 1; }
 
 # ---- scenarios -----------------------------------------------------------------------
-# The machine is shared and noisy: a scenario and its references run in
-# turns (ROUNDS slices of SLICE seconds each, interleaved), so a burst of
-# someone else's load hits both sides of a ratio alike. report.lua adds the
-# slices up (requests / seconds) and takes the median of their latencies.
-base="http://127.0.0.1:$PORT"
-warmed=" "
-
-# wrk_slice scenario connections script url [wrk threads]: one slice, with a
-# 1 s warm-up before the first one of each scenario.
-wrk_slice() {
-  local name=$1 c=$2 script=$3 url=$4 t=${5:-$THREADS}
-  if [[ "$warmed" != *" $name "* ]]; then
-    BENCH_SCENARIO="$name" BENCH_OUT="$tmp/warmup.jsonl" \
-      wrk -t"$t" -c"$c" -d1s --timeout 10s -s "bench/$script" "$url" >/dev/null
-    warmed="$warmed$name "
-  fi
-  BENCH_SCENARIO="$name" BENCH_OUT="$results" \
-    wrk -t"$t" -c"$c" -d"${SLICE}s" --timeout 10s -s "bench/$script" "$url" >>"$tmp/wrk-$name.txt"
-}
+# (wrk_slice and the interleaving: bench/lib.sh)
 
 # pgbench_slice scenario mode-flags...: one slice on the pgbench database
 pgbench_slice() {
@@ -322,6 +229,7 @@ run_round() { # round number: every scenario once, grouped with its references
   wrk_slice mk_healthz "$CONNS" wrk_get.lua "$base/healthz"
   wrk_slice ref_nginx "$CONNS" wrk_get.lua "http://127.0.0.1:$NGINX_PORT/healthz"
   wrk_slice mk_root "$CONNS" wrk_get.lua "$base/"
+  wrk_slice ref_nginx_lua "$CONNS" wrk_get.lua "http://127.0.0.1:$NGINX_LUA_PORT/"
   wrk_slice ref_bare_reuseport "$CONNS" wrk_get.lua "http://127.0.0.1:$REUSE_PORT/healthz"
 
   pgbench_slice ref_pgbench_select -S
@@ -347,5 +255,5 @@ rss_fact end "$total"
 # ---- the table -----------------------------------------------------------------------
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-luajit bench/report.lua "$results" bench/results/latest.json "bench/results/run-$stamp.json"
+luajit bench/report.lua "$results" bench/results/latest.json "${BENCH_RUN_JSON:-bench/results/run-$stamp.json}"
 ok=1

@@ -571,6 +571,16 @@ local PATHS = {
   ["/users"] = {
     get = op{
       id = "listUsers", tag = "users", auth = true, summary = "List users (paginated, ordered by id)",
+      description = "Pages are ordered by id and continue from next_cursor. With q, a page holds the users "
+        .. "whose email or name contains q, case-insensitively. What a search costs: a q with three letters "
+        .. "or digits in a row is looked up in trigram indexes (pg_trgm) when its matches are few, and is "
+        .. "taken in id order when they are many, so that a page costs about the same whatever the number "
+        .. "of users. A shorter q (one or two letters, or letters broken by other characters) cannot use "
+        .. "those indexes: its page is found by reading users in id order from the cursor, at most 20000 of "
+        .. "them per request. When those 20000 hold fewer matches than the page, the page is short (it may "
+        .. "be empty) and next_cursor continues after the last user read: follow next_cursor until it is "
+        .. "null to see every match. So a request costs about the same whatever the number of users. Search "
+        .. "with three or more characters where you can.",
       params = LIST, ok = ok_json("200", "A page of users.", "UserList"), errors = {"400"},
     },
     post = user_ops.create("createUser"),

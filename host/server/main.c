@@ -1,4 +1,4 @@
-/* main.c — the command line: serve (default), migrate, check, version. */
+/* main.c — the command line: serve (default), migrate, check, import, version. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "lua/vm.h"
+#include "server/import.h"
 #include "server/migrate.h"
 #include "server/supervisor.h"
 
@@ -20,6 +21,8 @@ static const char usage[] =
     "  serve     run the HTTP server: master + workers (the default)\n"
     "  migrate   apply pending database migrations and exit\n"
     "  check     load the scripts and run their self-check; exit 1 on error\n"
+    "  import --from <libpq URL> [--dry-run]\n"
+    "            copy the Flask service's admins and users in (docs/import.md)\n"
     "  reload    ask the running server (PID_FILE) to reload its scripts\n"
     "  version   print the version and commit\n"
     "  help      this text\n"
@@ -78,7 +81,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(command, "reload")) return run_reload();
-    if (argc > 2 || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 && strcmp(command, "check") != 0)) {
+    int import = !strcmp(command, "import"); /* the one command with arguments */
+    if (!import && (argc > 2 || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 &&
+                                 strcmp(command, "check") != 0))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -90,6 +95,7 @@ int main(int argc, char **argv)
     host_log_init(cfg.log_level, strcmp(command, "serve") ? "cli" : "master");
 
     if (!strcmp(command, "check")) status = run_check(&cfg);
+    else if (import) status = host_import_run(&cfg, argc - 2, argv + 2);
     else if (!strcmp(command, "migrate")) status = host_migrate(&cfg, 30) == 0 ? 0 : 1;
     else status = host_supervisor_run(&cfg);
     host_config_free(&cfg);

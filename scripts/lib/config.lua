@@ -18,6 +18,9 @@
 --   MAIL_RATE_WINDOW_S      900       that window (15 min)
 --   CLIENT_HASH_BUDGET_PER_MIN 60     password-hashing requests without a token per
 --                                     client address per minute (0: no budget)
+--   MAIL_GROUP              moonkeep  the servers that send each other's mail: a server queues its
+--                                     mail in this group and sends only this group's (every
+--                                     replica of a deployment shares it)
 --   MAIL_POLL_S             1         how often each worker looks for due mails (the `mail` job)
 --   MAIL_BATCH              50        mails one round of the job sends at most
 --   MAIL_RETRY_MAX          8         delivery attempts of a mail before it is given up
@@ -75,6 +78,7 @@ function config.load(getenv)
     mail_rate_limit = int("MAIL_RATE_LIMIT", 5, 1, 1000000),
     mail_rate_window = int("MAIL_RATE_WINDOW_S", 900, 1, 365 * DAY),
     client_hash_budget = int("CLIENT_HASH_BUDGET_PER_MIN", 60, 0, 1000000),
+    mail_group = str("MAIL_GROUP", "moonkeep"),
     mail_poll = int("MAIL_POLL_S", 1, 1, 3600),
     mail_batch = int("MAIL_BATCH", 50, 1, 10000),
     mail_retry_max = int("MAIL_RETRY_MAX", 8, 1, 100),

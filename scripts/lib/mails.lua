@@ -69,7 +69,7 @@ end
 -- and an error response.
 function mails.queue(s, kind, admin, token, ttl)
   assert(TEMPLATES[kind], "unknown mail kind")
-  return s:queue_mail(kind, admin.email, admin.name, token, ttl)
+  return s:queue_mail(kind, admin.email, admin.name, token, ttl, config.mail_group)
 end
 
 return mails

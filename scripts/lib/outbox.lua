@@ -49,7 +49,7 @@ end
 -- Claims one due mail and sends it: true when there was one, false when
 -- none was due, nil when the database failed.
 local function send_one()
-  local row, err = store:claim_mail(config.mail_lease)
+  local row, err = store:claim_mail(config.mail_lease, config.mail_group)
   if err then return nil end
   if not row then return false end
   local msg = mails.message(row.kind, row.to_addr, row.name, row.token, row.ttl_s)
@@ -60,7 +60,7 @@ local function send_one()
 end
 
 local function report_depth()
-  local row = store:outbox_stats()
+  local row = store:outbox_stats(config.mail_group)
   if not row then return end
   metrics.gauge("moonkeep_mail_outbox_depth", row.depth, HELP_DEPTH)
   metrics.gauge("moonkeep_mail_outbox_oldest_due_seconds", row.oldest_due_s, HELP_OLDEST)

@@ -31,12 +31,17 @@ function page.params(req, list)
 end
 
 -- Rows were fetched with limit + 1: the extra one says there is a next page.
--- Returns the JSON array of views and next_cursor (a string, or null).
+-- A fetch that stopped before the end of the list with fewer rows (a search
+-- that reads a bounded window: lib/store.lua, list_users_scan) says where
+-- the next page starts in rows.resume_after. Returns the JSON array of
+-- views and next_cursor (a string, or null).
 function page.result(rows, params, list, view)
   local items = views.list(rows, view, params.limit)
   local next_cursor = null
   if #rows > params.limit then
     next_cursor = cursor.encode(list, format("%.0f", rows[params.limit].id))
+  elseif rows.resume_after then
+    next_cursor = cursor.encode(list, rows.resume_after)
   end
   return items, next_cursor
 end

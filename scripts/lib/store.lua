@@ -20,7 +20,7 @@ local http = require "lib.http"
 local log = require "host.log"
 
 local type, setmetatable, tostring, select, unpack, ipairs = type, setmetatable, tostring, select, unpack, ipairs
-local format = string.format
+local format, find = string.format, string.find
 local null = cjson.null
 
 -- ---- statements -----------------------------------------------------------
@@ -38,6 +38,19 @@ local USER_U = "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS 
 local SECONDS = "make_interval(secs => %s::double precision)"
 
 local function secs(param) return format(SECONDS, param) end
+
+-- GET /users?q=: the users whose email or name contains $3. The pattern is
+-- read through a subquery, so that no plan is made for its value: the
+-- statements' shape does not depend on it (list_users_search), and a plan
+-- made for a value would be made again on every run (PostgreSQL keeps
+-- planning a prepared statement while the plans for the values it was given
+-- look cheaper than the generic one: 0.4 ms of planning for a 0.15 ms query
+-- at 1M users).
+local USER_MATCHES = "(email ILIKE (SELECT $3::text) OR name ILIKE (SELECT $3::text))"
+local SEARCH_NEAR = 500
+local SEARCH_FOUND = 2000
+-- users a q without a trigram reads per page at most (list_users_scan)
+local SCAN_WINDOW = 20000
 
 -- Deletes at most $2 rows of `tbl` matching `past` (its retention is over),
 -- by row address, so that one batch locks only its rows: the count.
@@ -109,6 +122,32 @@ local function audit_list_sql(mask)
   end
   return "SELECT " .. AUDIT .. " FROM audit_events WHERE " .. table.concat(where, " AND ")
     .. " ORDER BY id DESC LIMIT $2::integer"
+end
+
+-- `moonkeep import` (tools/import.lua, docs/import.md). What table `tbl` has
+-- for a batch of source rows ($1: a JSON array of {id, email[, name]}):
+-- the email of the row with the same id, the row that has the email (and
+-- what `extra` selects), and the row an earlier import made of it (its
+-- `action` event, found by source id and email).
+local function import_lookup_sql(tbl, action, extra, extra_columns)
+  return "SELECT e.id AS source_id,"
+    .. " (SELECT t.email FROM " .. tbl .. " t WHERE t.id = e.id) AS id_email,"
+    .. " (SELECT t.id FROM " .. tbl .. " t WHERE t.email = e.email) AS email_owner," .. extra
+    .. " (SELECT v.target_id FROM audit_events v WHERE v.action = '" .. action .. "'"
+    .. " AND v.detail ->> 'source_id' = e.id::text AND v.detail ->> 'email' = e.email"
+    .. " ORDER BY v.id DESC LIMIT 1) AS imported_as"
+    .. " FROM jsonb_to_recordset($1::jsonb) AS e(id bigint, email text" .. extra_columns .. ")"
+end
+
+-- Moves the id sequence of `tbl` past $1 (the largest id an import keeps)
+-- and past every id in the table, never back. setval is not
+-- transactional: a rolled-back import leaves the sequence moved, which
+-- costs unused ids only.
+local function import_sequence_sql(tbl)
+  return "SELECT setval(s.seq, v.target) FROM"
+    .. " (SELECT pg_get_serial_sequence('" .. tbl .. "', 'id')::regclass AS seq) s,"
+    .. " LATERAL (SELECT greatest($1::bigint, (SELECT coalesce(max(id), 0) FROM " .. tbl .. ")) AS target) v"
+    .. " WHERE v.target > coalesce(pg_sequence_last_value(s.seq), 0)"
 end
 
 local SQL = {
@@ -248,24 +287,26 @@ local SQL = {
   -- same round trip and the same commit: counts the request ($1 kind, $2
   -- email, $3 window) and, when it is within $7 and the address is an
   -- admin's (for a confirmation: an unconfirmed one), stores a token ($4
-  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token). The row:
+  -- kind, $5 hash, $6 ttl) and queues its mail ($8 the raw token, $9 the
+  -- mail group). The row:
   -- count, retry_after, and the admin's id when a token was stored.
   mail_request = "WITH hit AS (" .. RATE_HIT .. "),"
     .. " t AS (INSERT INTO one_time_tokens (kind, token_hash, admin_id, email, expires_at)"
     .. " SELECT $4::text, $5::text, a.id, a.email, now() + " .. secs("$6") .. " FROM admins a, hit"
     .. " WHERE a.email = $2::text AND hit.count <= $7::integer AND ($4::text <> 'confirm' OR NOT a.confirmed)"
     .. " RETURNING admin_id, email),"
-    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
-    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer FROM t JOIN admins a ON a.id = t.admin_id)"
+    .. " m AS (INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, mail_group)"
+    .. " SELECT $4::text, t.email, a.name, $8::text, $6::integer, $9::text FROM t JOIN admins a ON a.id = t.admin_id)"
     .. " SELECT hit.count, hit.retry_after, t.admin_id FROM hit LEFT JOIN t ON true",
 
   -- the mail outbox (migrations/0005_mail_outbox.sql, lib/outbox.lua)
-  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s)"
-    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer)",
-  -- the oldest due row, leased for $1 seconds (its due_at moves to the
-  -- lease's end, so a claim by a worker that died runs out by itself)
+  queue_mail = "INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, mail_group)"
+    .. " VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer, $6::text)",
+  -- the oldest due row of mail group $2, leased for $1 seconds (its due_at
+  -- moves to the lease's end, so a claim by a worker that died runs out by
+  -- itself)
   claim_mail = "UPDATE mail_outbox o SET due_at = now() + " .. secs("$1") .. ", attempts = o.attempts + 1"
-    .. " FROM (SELECT id FROM mail_outbox WHERE status = 'due' AND due_at <= now()"
+    .. " FROM (SELECT id FROM mail_outbox WHERE mail_group = $2::text AND status = 'due' AND due_at <= now()"
     .. " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) c"
     .. " WHERE o.id = c.id RETURNING o.id, o.message_id, o.kind, o.to_addr, o.name, o.token, o.ttl_s, o.attempts",
   mail_sent = "UPDATE mail_outbox SET status = 'sent', done_at = now(), token = NULL, last_error = NULL"
@@ -280,7 +321,7 @@ local SQL = {
   -- in seconds of the oldest one whose time has come
   outbox_stats = "SELECT count(id)::bigint AS depth,"
     .. " coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS oldest_due_s"
-    .. " FROM mail_outbox WHERE status = 'due'",
+    .. " FROM mail_outbox WHERE mail_group = $1::text AND status = 'due'",
 
   -- retention (lib/retention.lua): one batch of at most $2 rows past $1
   -- seconds of retention, under the sweeper's advisory lock ($1)
@@ -324,15 +365,72 @@ local SQL = {
     .. audit_cte("SELECT $2::bigint, 'user.deleted', 'user', d.id, $3::text, $4::text,"
       .. " jsonb_build_object('email', d.email, 'name', d.name, 'active', d.active, 'created_by', d.created_by) FROM d")
     .. " SELECT " .. columns("d", USER_FIELDS) .. ", " .. AUDIT_OUT .. " FROM d",
-  list_users = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint"
-    .. " AND ($3::text IS NULL OR email ILIKE $3::text ESCAPE '\\' OR name ILIKE $3::text ESCAPE '\\')"
-    .. " ORDER BY id LIMIT $2::integer",
+  -- GET /users: $1 cursor, $2 rows (a page and one), $3 a contains pattern
+  -- (validate.contains_pattern: a backslash escapes, LIKE's default). Three
+  -- statements, chosen by Store:list_users; docs/performance.md, "Searching
+  -- users".
+  list_users = "SELECT " .. USER .. " FROM users WHERE id > $1::bigint ORDER BY id LIMIT $2::integer",
+  -- q with 3 letters or digits in a row (a trigram for migrations/0006's
+  -- indexes). The plan's shape is written out, not left to the planner: the
+  -- statement is prepared, and a generic plan (PostgreSQL's choice after five
+  -- runs) knows nothing of q and walks the primary key, the whole table when
+  -- q is rare. So, in order, each arm running only when the ones before it
+  -- did not give the page:
+  --   near   a full page among the next SEARCH_NEAR users past the cursor
+  --          (a common q: stops as soon as the page is full);
+  --   found  else every match, when the trigram indexes find fewer than
+  --          SEARCH_FOUND in all (a rare q): sorted, past the cursor;
+  --   walk   else the primary key walked from the cursor with the filter: at
+  --          least SEARCH_FOUND matches exist, so a page is found within
+  --          about a page x table size / SEARCH_FOUND rows.
+  list_users_search = "WITH near AS (SELECT " .. USER .. " FROM (SELECT " .. USER .. " FROM users"
+    .. " WHERE id > $1::bigint ORDER BY id LIMIT " .. SEARCH_NEAR .. ") AS w WHERE " .. USER_MATCHES
+    .. " ORDER BY id LIMIT $2::integer),"
+    .. " found AS MATERIALIZED (SELECT " .. USER .. " FROM users WHERE " .. USER_MATCHES
+    .. " LIMIT " .. SEARCH_FOUND .. ")"
+    .. " (SELECT " .. USER .. " FROM near WHERE (SELECT count(id) FROM near) = $2::integer)"
+    .. " UNION ALL (SELECT " .. USER .. " FROM found WHERE id > $1::bigint"
+    .. " AND (SELECT count(id) FROM found) < " .. SEARCH_FOUND .. " ORDER BY id LIMIT $2::integer)"
+    .. " UNION ALL (SELECT " .. USER .. " FROM users WHERE (SELECT count(id) FROM found) = " .. SEARCH_FOUND
+    .. " AND id > $1::bigint AND " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
+    .. " LIMIT $2::integer",
+  -- q without 3 letters or digits in a row: no trigram, no index. At most
+  -- SCAN_WINDOW users past the cursor are read: the matches among them (up
+  -- to $2), each row also carrying how far the window reached and how many
+  -- it read; one row of nulls and those two when none matched.
+  list_users_scan = "WITH w AS (SELECT " .. USER .. " FROM users WHERE id > $1::bigint ORDER BY id LIMIT "
+    .. SCAN_WINDOW .. "),"
+    .. " m AS (SELECT " .. USER .. " FROM w WHERE " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
+    .. " SELECT " .. columns("m", USER_FIELDS) .. ", e.scanned_to, e.scanned"
+    .. " FROM (SELECT max(id) AS scanned_to, count(id) AS scanned FROM w) AS e LEFT JOIN m ON true ORDER BY m.id",
 
   -- the audit trail: events of changes whose statements do not write their
   -- own ($1: a JSON array of lib/audit.lua's events)
   audit_record = AUDIT_INTO .. "SELECT e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client,"
     .. " coalesce(e.detail, '{}'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS e(actor_id bigint, action text,"
     .. " target_type text, target_id bigint, request_id text, client text, detail jsonb) RETURNING " .. AUDIT,
+
+  -- `moonkeep import`: the lookups and sequences (above), the rows (below)
+  import_admin_lookup = import_lookup_sql("admins", "admin.imported",
+    " (SELECT t.id FROM admins t WHERE lower(t.name) = lower(e.name)) AS name_owner,", ", name text"),
+  import_user_lookup = import_lookup_sql("users", "user.imported", "", ""),
+  import_admins_sequence = import_sequence_sql("admins"),
+  import_users_sequence = import_sequence_sql("users"),
+  -- One imported row and its *.imported event (actor null, request_id the
+  -- run's id): $1 the id to keep, or null for a new one; nothing when any
+  -- unique index refuses the row (taken meanwhile).
+  import_admin = "WITH a AS (INSERT INTO admins (id, email, name, password_hash, confirmed)"
+    .. " VALUES (coalesce($1::bigint, nextval(pg_get_serial_sequence('admins', 'id')::regclass)),"
+    .. " $2::text, $3::text, $4::text, true) ON CONFLICT DO NOTHING RETURNING id, email, name), "
+    .. audit_cte("SELECT NULL, 'admin.imported', 'admin', a.id, $6::text, NULL,"
+      .. " jsonb_build_object('source_id', $5::bigint, 'email', a.email, 'name', a.name) FROM a")
+    .. " SELECT a.id, " .. AUDIT_OUT .. " FROM a",
+  import_user = "WITH u AS (INSERT INTO users (id, email, name, active, created_by)"
+    .. " VALUES (coalesce($1::bigint, nextval(pg_get_serial_sequence('users', 'id')::regclass)),"
+    .. " $2::text, NULL, $3::boolean, NULL) ON CONFLICT DO NOTHING RETURNING id, email, active), "
+    .. audit_cte("SELECT NULL, 'user.imported', 'user', u.id, $5::text, NULL,"
+      .. " jsonb_build_object('source_id', $4::bigint, 'email', u.email, 'active', u.active) FROM u")
+    .. " SELECT u.id, " .. AUDIT_OUT .. " FROM u",
 }
 
 -- GET /audit's statements, every combination of AUDIT_FILTERS
@@ -663,24 +761,24 @@ function Store:rate_take_back(kind, key)
 end
 
 -- The mail_request statement (above): count, retry_after.
-function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
-  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token)
+function Store:mail_request(rate_kind, email, window, token_kind, token_hash, ttl, limit, token, group)
+  local row, err = self:one("mail_request", rate_kind, email, window, token_kind, token_hash, ttl, limit, token, group)
   if not row then return nil, err end
   return row.count, row.retry_after
 end
 
 -- ---- the mail outbox -------------------------------------------------------------
 
-function Store:queue_mail(kind, to, name, token, ttl)
-  local ok, err = self:run("queue_mail", kind, to, name, token, ttl)
+function Store:queue_mail(kind, to, name, token, ttl, group)
+  local ok, err = self:run("queue_mail", kind, to, name, token, ttl, group)
   if not ok then return nil, err end
   return true
 end
 
--- The oldest due mail, leased for `lease` seconds, or nil (none due), or
--- nil and an error response.
-function Store:claim_mail(lease)
-  return self:one("claim_mail", lease)
+-- The oldest due mail of `group`, leased for `lease` seconds, or nil (none
+-- due), or nil and an error response.
+function Store:claim_mail(lease, group)
+  return self:one("claim_mail", lease, group)
 end
 
 function Store:mail_sent(id)
@@ -695,8 +793,8 @@ function Store:mail_failed(id, error_text)
   return self:run("mail_failed", id, error_text)
 end
 
-function Store:outbox_stats()
-  return self:one("outbox_stats")
+function Store:outbox_stats(group)
+  return self:one("outbox_stats", group)
 end
 
 -- ---- retention -------------------------------------------------------------------
@@ -744,8 +842,29 @@ function Store:delete_user(id, ctx)
   return row, nil, take_events(row)
 end
 
+-- A page of users past `after`; `pattern` (validate.contains_pattern), when
+-- given, picks the search statement that suits it: a pattern with a
+-- trigram (3 letters or digits in a row; escapes are neither) can use the
+-- trigram indexes, a shorter one cannot.
+-- A scan that read its whole window without filling the page sets
+-- rows.resume_after (the last id it read): the page may be short, and the
+-- next one starts there (lib/page.lua).
 function Store:list_users(after, limit, pattern)
-  return self:run("list_users", after or "0", tostring(limit), opt(pattern or nil))
+  after, limit = after or "0", tostring(limit)
+  if not pattern then return self:run("list_users", after, limit) end
+  if find(pattern, "%w%w%w") then return self:run("list_users_search", after, limit, pattern) end
+  local rows, err = self:run("list_users_scan", after, limit, pattern)
+  if not rows then return nil, err end
+  local matches, edge = {}, rows[1]
+  local scanned, scanned_to = edge and tonumber(edge.scanned), edge and edge.scanned_to
+  for _, row in ipairs(rows) do
+    row.scanned_to, row.scanned = nil, nil
+    if row.id ~= null then matches[#matches + 1] = row end
+  end
+  if scanned == SCAN_WINDOW and #matches < tonumber(limit) then
+    matches.resume_after = format("%.0f", scanned_to)
+  end
+  return matches
 end
 
 -- ---- the audit trail -------------------------------------------------------------
@@ -776,6 +895,36 @@ function Store:list_audit(before, limit, filters)
     end
   end
   return self:run(audit_list_name(mask), before or "9223372036854775807", tostring(limit), unpack(args))
+end
+
+-- ---- moonkeep import (tools/import.lua) --------------------------------------------
+
+-- What the target has for `entries` ({id=, email=[, name=]} of source rows of
+-- `kind`, "admins" or "users"): rows {source_id, id_email, email_owner,
+-- [name_owner,] imported_as}, or nil and an error response.
+function Store:import_lookup(kind, entries)
+  return self:run(kind == "admins" and "import_admin_lookup" or "import_user_lookup", cjson.encode(entries))
+end
+
+-- Moves the id sequence of `kind` past `max_id` (a decimal string).
+function Store:import_sequence(kind, max_id)
+  return self:run(kind == "admins" and "import_admins_sequence" or "import_users_sequence", max_id)
+end
+
+-- Inserts one admin ({id = id to keep or nil, email, name, password_hash,
+-- source_id}) with its admin.imported event: its id, nil, the events; or
+-- nil (a unique index refused it), or nil and an error response.
+function Store:import_admin(row, run_id)
+  local r, err = self:one("import_admin", opt(row.id), row.email, row.name, row.password_hash, row.source_id, run_id)
+  if not r then return nil, err end
+  return r.id, nil, take_events(r)
+end
+
+-- The same for a user ({id, email, active, source_id}).
+function Store:import_user(row, run_id)
+  local r, err = self:one("import_user", opt(row.id), row.email, row.active, row.source_id, run_id)
+  if not r then return nil, err end
+  return r.id, nil, take_events(r)
 end
 
 -- ---- module -------------------------------------------------------------------

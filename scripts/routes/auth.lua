@@ -160,7 +160,8 @@ local function mail_link_to_address(req, kind, ttl)
   if not input then return validation_failed(fields) end
   local token, token_hash = mails.new_token()
   local count, retry_after = store:mail_request(limits.mail_kind(kind), input.email, config.mail_rate_window,
-                                               kind, token_hash, ttl, config.mail_rate_limit, token)
+                                               kind, token_hash, ttl, config.mail_rate_limit, token,
+                                               config.mail_group)
   if not count then return retry_after end -- the store's error response
   local ok, limited = limits.mail_counted(count, retry_after)
   if not ok then return limited end

@@ -17,8 +17,7 @@ end
 local PASSWORD = "correct horse battery staple"
 
 -- Message-ID left part -> how many of the sink's messages to addresses
--- starting with `prefix` carry it (the database is shared with other specs,
--- whose due mails any running server sends too).
+-- starting with `prefix` carry it.
 local function message_ids(dir, prefix)
   local seen = {}
   for _, name in ipairs(util.files(dir, "%.eml$")) do
@@ -69,7 +68,8 @@ describe("the mail outbox", function()
   it("delivers every mail exactly once after SMTP was down and every process was killed", function()
     local port = util.free_port()
     local prefix = unique("crash")
-    local srv = start({workers = 2, env = mail_env(port)})
+    local group = unique("crashgroup")
+    local srv = start({workers = 2, env = mail_env(port, {MAIL_GROUP = group})})
     local emails = {}
     for i = 1, 50 do emails[i] = register(srv, prefix .. "x" .. i .. "x") end
     local due = sql(("SELECT count(id) FROM mail_outbox WHERE status = 'due' AND to_addr LIKE '%s%%'"):format(prefix))
@@ -81,7 +81,7 @@ describe("the mail outbox", function()
     srv:wait_exit(10)
     srv.exited = true
 
-    local again = start({workers = 2, env = mail_env(port)})
+    local again = start({workers = 2, env = mail_env(port, {MAIL_GROUP = group})})
     local dir = util.tmpdir("crash-mail")
     sinks[#sinks + 1] = mailbox.start_sink(port, dir)
     local ids = util.wait_for(60, function()
@@ -110,8 +110,9 @@ describe("the mail outbox", function()
     local dir = util.tmpdir("replica-mail")
     sinks[#sinks + 1] = mailbox.start_sink(port, dir)
     local prefix = unique("twin")
-    local a = start({workers = 2, env = mail_env(port, {MAIL_POLL_S = "1"})})
-    local b = start({workers = 2, env = mail_env(port, {MAIL_POLL_S = "1"})})
+    local group = unique("twingroup")
+    local a = start({workers = 2, env = mail_env(port, {MAIL_GROUP = group})})
+    local b = start({workers = 2, env = mail_env(port, {MAIL_GROUP = group})})
     local emails = {}
     for i = 1, 20 do emails[i] = register(i % 2 == 0 and a or b, prefix .. "x" .. i .. "x") end
     -- asked for by address too
@@ -193,10 +194,10 @@ describe("the retention sweeper", function()
       INSERT INTO rate_limits (kind, key, window_start, count) VALUES
         ('mail_reset', '%s-old', now() - interval '2 days', 1),
         ('mail_reset', '%s-live', now(), 1);
-      INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, status, done_at) VALUES
-        ('confirm', '%s-old@example.com', 'n', NULL, 60, 'sent', now() - interval '8 days'),
-        ('confirm', '%s-new@example.com', 'n', NULL, 60, 'sent', now()),
-        ('confirm', '%s-due@example.com', 'n', 't', 60, 'due', NULL);
+      INSERT INTO mail_outbox (kind, to_addr, name, token, ttl_s, status, done_at, mail_group) VALUES
+        ('confirm', '%s-old@example.com', 'n', NULL, 60, 'sent', now() - interval '8 days', 'seeded'),
+        ('confirm', '%s-new@example.com', 'n', NULL, 60, 'sent', now(), 'seeded'),
+        ('confirm', '%s-due@example.com', 'n', 't', 60, 'due', NULL, 'seeded');
     ]]):gsub("%%s", "%%s"):format(admin, tag, admin, tag, admin, tag, admin, tag, tag, admin, tag, admin, tag, admin,
                                    tag, tag, tag, tag, tag))
     return admin

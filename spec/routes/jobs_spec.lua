@@ -65,7 +65,7 @@ describe("the mail job", function()
 
   it("leaves a leased mail alone until the lease runs out (a worker that died)", function()
     local store = require "lib.store"
-    assert.is_table(store:claim_mail(60)) -- claimed by a worker that then died
+    assert.is_table(store:claim_mail(60, k.config.mail_group)) -- claimed by a worker that then died
     assert.same({}, k:mails())
     k:advance(60)
     assert.equal(1, #k:mails())

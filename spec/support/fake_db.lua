@@ -21,8 +21,8 @@
 local cjson = require "cjson.safe"
 
 local null = cjson.null
-local pairs, ipairs, type, tonumber, error, select, unpack, setmetatable =
-  pairs, ipairs, type, tonumber, error, select, unpack, setmetatable
+local pairs, ipairs, type, tonumber, tostring, error, select, unpack, setmetatable, assert =
+  pairs, ipairs, type, tonumber, tostring, error, select, unpack, setmetatable, assert
 local lower, find, gsub, format, date = string.lower, string.find, string.gsub, string.format, os.date
 local sort, ceil = table.sort, math.ceil
 
@@ -515,14 +515,14 @@ function S.rate_take_back(_, st, kind, key)
   return rows({}, 1)
 end
 
-function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token)
+function S.mail_request(self, st, rate_kind, email, window, kind, hash, ttl, limit, token, group)
   local hit = S.rate_hit(self, st, rate_kind, email, window)[1]
   local row = {count = hit.count, retry_after = hit.retry_after, admin_id = null}
   local a = find_by(st.admins, "email", email)
   if a and hit.count <= tonumber(limit) and (kind ~= "confirm" or not a.confirmed) then
     local _, err = S.create_token(self, st, kind, hash, a.id, a.email, ttl)
     if err then return nil, err end
-    S.queue_mail(self, st, kind, a.email, a.name, token, ttl)
+    S.queue_mail(self, st, kind, a.email, a.name, token, ttl, group)
     row.admin_id = a.id
   end
   return rows({row})
@@ -530,18 +530,19 @@ end
 
 -- ---- the mail outbox ----------------------------------------------------------------
 
-function S.queue_mail(self, st, kind, to, name, token, ttl)
+function S.queue_mail(self, st, kind, to, name, token, ttl, group)
   st.seq.outbox = st.seq.outbox + 1
   st.outbox[#st.outbox + 1] = {id = st.seq.outbox, message_id = format("fake%028d", st.seq.outbox), kind = kind,
-                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due",
+                               to_addr = to, name = name, token = token, ttl_s = ttl, status = "due", group = group,
                                attempts = 0, due_at = self:now()}
   return rows({}, 1)
 end
 
-function S.claim_mail(self, st, lease)
+function S.claim_mail(self, st, lease, group)
   local oldest
   for _, m in ipairs(st.outbox) do
-    if m.status == "due" and m.due_at <= self:now() and (not oldest or m.due_at < oldest.due_at) then oldest = m end
+    local due = m.group == group and m.status == "due" and m.due_at <= self:now()
+    if due and (not oldest or m.due_at < oldest.due_at) then oldest = m end
   end
   if not oldest then return rows({}) end
   oldest.due_at, oldest.attempts = self:now() + lease, oldest.attempts + 1
@@ -626,10 +627,10 @@ function S.sweep_audit(self, st, retention, limit)
   return sweep(self, st, "audit", retention, limit, function(e, cutoff) return older(e.at, cutoff) end)
 end
 
-function S.outbox_stats(self, st)
+function S.outbox_stats(self, st, group)
   local depth, oldest = 0, nil
   for _, m in ipairs(st.outbox) do
-    if m.status == "due" then
+    if m.group == group and m.status == "due" then
       depth = depth + 1
       if m.due_at <= self:now() and (not oldest or m.due_at < oldest) then oldest = m.due_at end
     end
@@ -697,6 +698,10 @@ end
 function S.list_users(_, st, after, limit, pattern)
   return page(st.users, after, limit, pattern, user_out)
 end
+-- the two search statements (a q with a trigram, a shorter one) answer as
+-- the plain list does with a pattern: their plans differ, not their rows
+S.list_users_search = S.list_users
+S.list_users_scan = S.list_users
 
 function S.audit_record(self, st, events)
   local list = assert(cjson.decode(events), "audit_record: $1 is not JSON")
@@ -705,6 +710,81 @@ function S.audit_record(self, st, events)
     out[i] = record(self, st, e.actor_id, e.action, e.target_type, e.target_id, e.request_id, e.client, e.detail)
   end
   return rows(out)
+end
+
+-- moonkeep import (tools/import.lua): the lookups, the sequences, the rows.
+local function imported_as(st, action, source_id, email)
+  for i = #st.audit, 1, -1 do
+    local e = st.audit[i]
+    if e.action == action and tostring(e.detail.source_id) == tostring(source_id) and e.detail.email == email then
+      return e.target_id
+    end
+  end
+  return null
+end
+
+local function import_lookup(st, table_name, action, entries, with_name)
+  local out = {}
+  for i, e in ipairs(assert(cjson.decode(entries))) do
+    local id = tonumber(e.id)
+    local by_id = find_by(st[table_name], "id", id)
+    local by_email = find_by(st[table_name], "email", e.email)
+    local row = {source_id = id, id_email = by_id and by_id.email or null, email_owner = by_email and by_email.id or null,
+                 imported_as = imported_as(st, action, id, e.email)}
+    if with_name then
+      row.name_owner = null
+      for _, a in ipairs(st[table_name]) do
+        if lower(a.name) == lower(e.name) then row.name_owner = a.id end
+      end
+    end
+    out[i] = row
+  end
+  return rows(out)
+end
+
+function S.import_admin_lookup(_, st, entries)
+  return import_lookup(st, "admins", "admin.imported", entries, true)
+end
+
+function S.import_user_lookup(_, st, entries)
+  return import_lookup(st, "users", "user.imported", entries, false)
+end
+
+local function move_sequence(st, table_name, max_id)
+  local top = tonumber(max_id)
+  for _, row in ipairs(st[table_name]) do if row.id > top then top = row.id end end
+  if top > st.seq[table_name] then st.seq[table_name] = top end
+  return rows({})
+end
+
+function S.import_admins_sequence(_, st, max_id) return move_sequence(st, "admins", max_id) end
+function S.import_users_sequence(_, st, max_id) return move_sequence(st, "users", max_id) end
+
+function S.import_admin(self, st, id, email, name, hash, source_id, run_id)
+  if not is_null(id) and find_by(st.admins, "id", tonumber(id)) then return rows({}) end
+  if email_taken(st.admins, email) or name_taken(st.admins, name) then return rows({}) end
+  if is_null(id) then
+    st.seq.admins = st.seq.admins + 1
+    id = st.seq.admins
+  end
+  local a = {id = tonumber(id), email = email, name = name, password_hash = hash, confirmed = true,
+             created_at = self:now(), updated_at = self:now()}
+  st.admins[#st.admins + 1] = a
+  return rows({{id = a.id, audit = {record(self, st, null, "admin.imported", "admin", a.id, run_id, null,
+                                           {source_id = tonumber(source_id), email = email, name = name})}}})
+end
+
+function S.import_user(self, st, id, email, active, source_id, run_id)
+  if not is_null(id) and find_by(st.users, "id", tonumber(id)) then return rows({}) end
+  if email_taken(st.users, email) then return rows({}) end
+  if is_null(id) then
+    st.seq.users = st.seq.users + 1
+    id = st.seq.users
+  end
+  local u = {id = tonumber(id), email = email, active = active, created_at = self:now(), updated_at = self:now()}
+  st.users[#st.users + 1] = u
+  return rows({{id = u.id, audit = {record(self, st, null, "user.imported", "user", u.id, run_id, null,
+                                           {source_id = tonumber(source_id), email = email, active = active})}}})
 end
 
 -- GET /audit: list_audit_<bits>, a bit per filter (actor, action, target,

@@ -65,7 +65,7 @@ kit.START_TIME = 1796132700 -- 2026-12-01T13:45:00Z
 -- Modules that make up a script generation (reloaded by every kit.new).
 local function is_script_module(name)
   return name == "app" or name == "openapi" or match(name, "^lib%.") or match(name, "^routes%.")
-      or match(name, "^host%.")
+      or match(name, "^tools%.") or match(name, "^host%.")
 end
 
 -- The environment the real bindings read when they are opened: JWT_SECRET

@@ -38,6 +38,9 @@ function server.start(opts)
     SCRIPTS_DIR = opts.scripts or "scripts", LOG_LEVEL = "debug",
     JWT_SECRET = os.getenv("JWT_SECRET") or "spec-secret-spec-secret-spec-secret-0123456789",
     OUTBOX_DIR = outbox, PUBLIC_URL = ("http://127.0.0.1:%d"):format(port),
+    -- every server of the suite shares one database: each sends only its
+    -- own mail (specs that restart a server, or run replicas, pass one)
+    MAIL_GROUP = ("spec-%d"):format(port),
     -- every spec runs from 127.0.0.1: the per-client hashing budget is off
     -- (docs/api.md says test suites turn it off), but where a spec sets it
     CLIENT_HASH_BUDGET_PER_MIN = "0",

@@ -294,3 +294,48 @@ describe("validate.search", function()
     assert.is_nil(validate.search(string.rep("a", 255)))
   end)
 end)
+
+describe("validate.timestamp", function()
+  it("takes RFC 3339 with Z or an offset, and fractions of a second", function()
+    for _, t in ipairs({"2026-12-01T13:45:00Z", "2026-12-01t13:45:00z", "2026-12-01T13:45:00.123456Z",
+                        "2026-12-01T14:45:00+01:00", "2026-12-01T08:15:00-05:30", "2028-02-29T00:00:00Z",
+                        "2000-02-29T23:59:60Z"}) do
+      assert.equal(t, validate.timestamp(t), t)
+    end
+  end)
+
+  it("reads a space before the offset as the + an unencoded query string lost", function()
+    assert.equal("2026-12-01T14:45:00+01:00", validate.timestamp("2026-12-01T14:45:00 01:00"))
+  end)
+
+  it("refuses dates that do not exist and anything but RFC 3339", function()
+    for _, t in ipairs({"2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+                        "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-12-01T24:00:00Z",
+                        "2026-12-01T13:60:00Z", "2026-12-01T13:45:00", "2026-12-01", "2026-12-01 13:45:00Z",
+                        "2026-12-01T13:45:00.Z", "2026-12-01T13:45:00+24:00", "0000-01-01T00:00:00Z",
+                        "yesterday", "", string.rep("9", 50)}) do
+      local v, msg = validate.timestamp(t)
+      assert.is_nil(v, t)
+      assert.equal(MSG.timestamp, msg)
+    end
+  end)
+end)
+
+describe("validate.audit_filters", function()
+  local actions = {["user.created"] = true}
+
+  it("cleans every filter, and ignores what it does not know", function()
+    assert.same({actor = "7", action = "user.created", target_type = "admin", target_id = "3",
+                 since = "2026-12-01T13:45:00Z", ["until"] = "2026-12-02T00:00:00Z"},
+                validate.audit_filters({actor = "007", action = "user.created", target = "admin:3",
+                                        since = "2026-12-01T13:45:00Z", ["until"] = "2026-12-02T00:00:00Z",
+                                        other = "x"}, actions))
+  end)
+
+  it("names each filter it refuses", function()
+    local out, fields = validate.audit_filters({actor = "x", action = "user.gone", target = "user:",
+                                                since = "soon"}, actions)
+    assert.is_nil(out)
+    assert.same({actor = MSG.id, action = MSG.action, target = MSG.target, since = MSG.timestamp}, fields)
+  end)
+end)
