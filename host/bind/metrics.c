@@ -58,7 +58,7 @@ static int valid_key(const char *key, size_t len, int is_counter)
     if (len >= HOST_METRICS_KEY_MAX || n <= 9 || strncmp(key, "moonkeep_", 9) != 0) return 0;
     for (size_t i = 0; i < n; i++)
         if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') || key[i] == '_')) return 0;
-    if (is_counter && (n < 6 || strncmp(key + n - 6, "_total", 6) != 0)) return 0;
+    if (is_counter && strncmp(key + n - 6, "_total", 6) != 0) return 0; /* n > 9 here */
     if (n == len) return 1;
     if (key[len - 1] != '}') return 0;
     int in_value = 0;

@@ -566,14 +566,14 @@ static size_t name_len(const char *key)
  * newest gauge), with a head per metric name. */
 static void render_script_values(struct evbuffer *out)
 {
-    const struct script_value *all[(size_t)VALUES_MAX * 64];
+    const struct script_value *all[(size_t)VALUES_MAX * 64] = {NULL};
     size_t n = 0;
     for (int i = 0; i <= block->workers; i++) {
         uint32_t published = atomic_load_explicit(&block->slots[i].nvalues, memory_order_acquire);
         for (uint32_t j = 0; j < published && n < sizeof all / sizeof all[0]; j++)
             all[n++] = &block->slots[i].values[j];
     }
-    qsort(all, n, sizeof all[0], value_cmp);
+    qsort(all, n, sizeof all[0], value_cmp); /* NOLINT(bugprone-sizeof-expression): the elements are pointers */
     for (size_t i = 0; i < n;) {
         const struct script_value *first = all[i];
         double v = first->is_counter ? 0 : atomic_load(&first->value), newest = -1;
