@@ -8,8 +8,9 @@
 -- as is, nil -> empty).
 --
 -- Before a handler runs, dispatch adds req.params (path parameters) and, for
--- routes marked `auth = true`, req.auth = {admin, admin_id, sid} from the
--- bearer access token (lib/auth.lua), or answers 401 itself. A route marked
+-- routes marked `auth = true`, req.auth = {admin_id, sid} from the bearer
+-- access token (lib/auth.lua), or answers 401 itself; `reads_admin = true`
+-- adds req.auth.admin, the admin's row, read by the same statement. A route marked
 -- `reads_user = "id"` names the parameter (of the path, else of the query)
 -- that holds the id of the one user it reads: the session check reads that
 -- user in the same statement, into req.auth.user_id and req.auth.user.
@@ -65,7 +66,7 @@ local function dispatch(req)
   end
   req.params = params
   if route.auth then
-    local ctx, err = auth.authenticate(req, user_to_read(route, req, params))
+    local ctx, err = auth.authenticate(req, user_to_read(route, req, params), route.reads_admin)
     if not ctx then return err end
     req.auth = ctx
   end

@@ -51,14 +51,17 @@ auth.MESSAGES = MSG
 -- Seam: this is one query per authenticated request. A per-worker cache of
 -- live sessions, invalidated by LISTEN/NOTIFY on revocation, would go here
 -- (and only here) when that query becomes the bottleneck.
-local function load_session(sid, admin_id, user_id)
-  return store:session_admin(sid, admin_id, user_id)
+local function load_session(sid, admin_id, user_id, with_admin)
+  return store:session(sid, admin_id, user_id, with_admin)
 end
 
 -- Checks `Authorization: Bearer <access token>`. Returns
--- {admin = row, admin_id = id string, sid = session id string
+-- {admin_id = id string, sid = session id string [, admin = row]
 --  [, user_id = id string, user = row or false]}, or nil and a 401
--- (unauthorized or token_expired, with WWW-Authenticate: Bearer).
+-- (unauthorized or token_expired, with WWW-Authenticate: Bearer). The
+-- admin's row is read only `with_admin` (a route's `reads_admin`: the
+-- routes of /auth/me); the others need only the id, and the session check
+-- then skips the admins table (docs/performance.md).
 --
 -- Reading one user is most of what an authenticated client does, and the
 -- session check is a round trip of its own: given `user_id` (the id of the
@@ -67,7 +70,7 @@ end
 -- in the context (user_id, user = row or false). One round trip instead of
 -- two (docs/performance.md). A handler must fall back to its own query when
 -- req.auth.user_id is not its id: the statement may not have said.
-function auth.authenticate(req, user_id)
+function auth.authenticate(req, user_id, with_admin)
   local token = http.bearer_token(req)
   if not token then return nil, http.unauthorized("unauthorized", MSG.missing) end
   local claims, why = jwt.verify(token, "access")
@@ -77,10 +80,10 @@ function auth.authenticate(req, user_id)
   end
   local sid, admin_id = validate.id(claims.sid), validate.id(claims.sub)
   if not sid or not admin_id then return nil, http.unauthorized("unauthorized", MSG.invalid) end
-  local admin, err, user = load_session(sid, admin_id, user_id)
+  local admin, err, user = load_session(sid, admin_id, user_id, with_admin)
   if err then return nil, err end
   if not admin then return nil, http.unauthorized("unauthorized", MSG.ended) end
-  local ctx = {admin = admin, admin_id = admin_id, sid = sid}
+  local ctx = {admin = with_admin and admin or nil, admin_id = admin_id, sid = sid}
   if user ~= nil then ctx.user_id, ctx.user = user_id, user end
   return ctx
 end

@@ -229,9 +229,15 @@ local SQL = {
       .. " jsonb_strip_nulls(jsonb_build_object('session_id', s.id, 'rehashed', CASE WHEN $7::boolean THEN true END))"
       .. " FROM s")
     .. " SELECT s.id, " .. AUDIT_OUT .. " FROM s",
-  -- the access check; $3, when not null, is a user read in the same statement
+  -- the access check; $3, when not null, is a user read in the same
+  -- statement. session_admin also reads the admin's row, for the routes
+  -- that show or change it; session_live does not: a live session's admin
+  -- exists (sessions go with their admin, ON DELETE CASCADE), and most
+  -- routes need only its id, which the token carried.
   session_admin = "SELECT " .. ADMIN_A .. ", " .. USER_U .. " FROM sessions s JOIN admins a ON a.id = s.admin_id"
     .. " LEFT JOIN users u ON u.id = $3::bigint"
+    .. " WHERE s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()",
+  session_live = "SELECT s.id, " .. USER_U .. " FROM sessions s LEFT JOIN users u ON u.id = $3::bigint"
     .. " WHERE s.id = $1::bigint AND s.admin_id = $2::bigint AND s.revoked_at IS NULL AND s.expires_at > now()",
   -- extended by $5 seconds, but never past $6 seconds from the login
   -- (SESSION_MAX_AGE_S); ttl: the seconds the session has left
@@ -680,12 +686,13 @@ function Store:create_session(admin_id, refresh_jti, ttl, ctx, rehashed)
   return tostring(row.id), nil, events
 end
 
--- The admin of a live session (the access check), or nil. With `user_id`
--- the same statement also reads that user: the third result is its row,
--- false when there is no such user, nil when the statement did not say
--- (the in-memory database of the route specs reads no user).
-function Store:session_admin(sid, admin_id, user_id)
-  local row, err = self:one("session_admin", sid, admin_id, opt(user_id))
+-- The access check: for a live session, its admin's row when `with_admin`
+-- (else true), or nil. With `user_id` the same statement also reads that
+-- user: the third result is its row, false when there is no such user, nil
+-- when the statement did not say (the in-memory database of the route specs
+-- reads no user).
+function Store:session(sid, admin_id, user_id, with_admin)
+  local row, err = self:one(with_admin and "session_admin" or "session_live", sid, admin_id, opt(user_id))
   if not row then return nil, err end
   local user
   if user_id ~= nil and row.u_id ~= nil then
@@ -695,6 +702,7 @@ function Store:session_admin(sid, admin_id, user_id)
       for i, f in ipairs(USER_FIELDS) do user[f] = row[USER_U_FIELDS[i]] end
     end
   end
+  if not with_admin then return true, nil, user end
   for _, f in ipairs(USER_U_FIELDS) do row[f] = nil end
   return row, nil, user
 end

@@ -453,8 +453,9 @@ return {
   {"POST", "/auth/password/forgot", forgot_password},
   {"GET", "/auth/password/reset", reset_form},
   {"POST", "/auth/password/reset", reset_password},
-  {"GET", "/auth/me", me, auth = true},
-  {"PUT", "/auth/me", update_me, auth = true},
-  {"DELETE", "/auth/me", delete_me, auth = true},
+  -- reads_admin: the session check reads the admin's row (app.lua)
+  {"GET", "/auth/me", me, auth = true, reads_admin = true},
+  {"PUT", "/auth/me", update_me, auth = true, reads_admin = true},
+  {"DELETE", "/auth/me", delete_me, auth = true, reads_admin = true},
   {"GET", "/auth/admins", list_admins, auth = true},
 }

@@ -428,6 +428,15 @@ function S.session_admin(self, st, sid, admin_id, user_id)
   return rows({row})
 end
 
+-- the same check without the admin's columns (its id instead)
+function S.session_live(self, st, sid, admin_id, user_id)
+  local res = S.session_admin(self, st, sid, admin_id, user_id)
+  for _, row in ipairs(res) do
+    for _, f in ipairs({"email", "name", "confirmed", "created_at", "updated_at"}) do row[f] = nil end
+  end
+  return res
+end
+
 function S.rotate_session(self, st, sid, admin_id, old, new, ttl, max_age, actor, request_id, client)
   local s = find_by(st.sessions, "id", tonumber(sid))
   if not live_session(self, s) or s.admin_id ~= tonumber(admin_id) or s.refresh_jti ~= old then
