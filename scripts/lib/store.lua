@@ -401,14 +401,17 @@ local SQL = {
     .. " AND id > $1::bigint AND " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
     .. " LIMIT $2::integer",
   -- q without 3 letters or digits in a row: no trigram, no index. At most
-  -- SCAN_WINDOW users past the cursor are read: the matches among them (up
-  -- to $2), each row also carrying how far the window reached and how many
-  -- it read; one row of nulls and those two when none matched.
-  list_users_scan = "WITH w AS (SELECT " .. USER .. " FROM users WHERE id > $1::bigint ORDER BY id LIMIT "
-    .. SCAN_WINDOW .. "),"
-    .. " m AS (SELECT " .. USER .. " FROM w WHERE " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
-    .. " SELECT " .. columns("m", USER_FIELDS) .. ", e.scanned_to, e.scanned"
-    .. " FROM (SELECT max(id) AS scanned_to, count(id) AS scanned FROM w) AS e LEFT JOIN m ON true ORDER BY m.id",
+  -- SCAN_WINDOW users past the cursor are read, and only until the page is
+  -- full (the scan stops there: a common q reads a few dozen rows). When
+  -- the page is not full, one more row of nulls says how far the window
+  -- reached and how many users it held (scanned_to, scanned): the index's
+  -- ids only, and only then (a one-time filter on the page's count).
+  list_users_scan = "WITH m AS (SELECT " .. USER .. " FROM (SELECT " .. USER .. " FROM users WHERE id > $1::bigint"
+    .. " ORDER BY id LIMIT " .. SCAN_WINDOW .. ") AS w WHERE " .. USER_MATCHES .. " ORDER BY id LIMIT $2::integer)"
+    .. " SELECT " .. USER .. ", NULL::bigint AS scanned_to, NULL::bigint AS scanned FROM m"
+    .. " UNION ALL SELECT NULL::bigint, NULL::text, NULL::text, NULL::boolean, NULL::bigint, NULL::timestamptz,"
+    .. " NULL::timestamptz, max(id), count(id) FROM (SELECT id FROM users WHERE id > $1::bigint ORDER BY id LIMIT "
+    .. SCAN_WINDOW .. ") AS e HAVING (SELECT count(id) FROM m) < $2::integer",
 
   -- the audit trail: events of changes whose statements do not write their
   -- own ($1: a JSON array of lib/audit.lua's events)
@@ -863,15 +866,16 @@ function Store:list_users(after, limit, pattern)
   if find(pattern, "%w%w%w") then return self:run("list_users_search", after, limit, pattern) end
   local rows, err = self:run("list_users_scan", after, limit, pattern)
   if not rows then return nil, err end
-  local matches, edge = {}, rows[1]
-  local scanned, scanned_to = edge and tonumber(edge.scanned), edge and edge.scanned_to
+  local matches, scanned, scanned_to = {}, nil, nil
   for _, row in ipairs(rows) do
-    row.scanned_to, row.scanned = nil, nil
-    if row.id ~= null then matches[#matches + 1] = row end
+    if row.id ~= null then
+      row.scanned_to, row.scanned = nil, nil
+      matches[#matches + 1] = row
+    else
+      scanned, scanned_to = tonumber(row.scanned), row.scanned_to
+    end
   end
-  if scanned == SCAN_WINDOW and #matches < tonumber(limit) then
-    matches.resume_after = format("%.0f", scanned_to)
-  end
+  if scanned == SCAN_WINDOW then matches.resume_after = format("%.0f", scanned_to) end
   return matches
 end
 
