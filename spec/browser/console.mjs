@@ -50,8 +50,14 @@ function linkIn(raw, path) {
   return m[0];
 }
 
+// The mails in the server's outbox folder (none before the first one made it).
 function mailsIn() {
-  return new Set(readdirSync(outbox));
+  try {
+    return new Set(readdirSync(outbox));
+  } catch (err) {
+    if (err.code === "ENOENT") return new Set();
+    throw err;
+  }
 }
 
 // ---- the API directly (a second session, as another browser would have) --

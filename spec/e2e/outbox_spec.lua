@@ -36,9 +36,10 @@ local function count(t)
 end
 
 -- Fast retries and no giving up: the specs bring the mail server up late.
+-- Short leases: a mail a killed worker had claimed waits for its lease.
 local function mail_env(port, extra)
   local env = {MAIL_URL = ("smtp://127.0.0.1:%d"):format(port), MAIL_TLS = "off", MAIL_POLL_S = "1",
-               MAIL_BACKOFF_MAX_S = "1", MAIL_RETRY_MAX = "100", MAIL_TIMEOUT_S = "5"}
+               MAIL_BACKOFF_MAX_S = "1", MAIL_RETRY_MAX = "100", MAIL_TIMEOUT_S = "5", MAIL_LEASE_S = "10"}
   for k, v in pairs(extra or {}) do env[k] = v end
   return env
 end
