@@ -85,8 +85,11 @@ describe("moonkeep import", function()
     taken.user_id = res.json.user.id
 
     sql(DATABASE_URL, "CREATE DATABASE " .. flask_db)
-    -- ids far from anything the target has, so they are free and kept
-    base = 7000000 + math.random(0, 999) * 1000
+    -- ids past anything the target has (an earlier run moved the sequences
+    -- past its own), so they are free and kept
+    local highest = tonumber(sql(DATABASE_URL, "SELECT greatest((SELECT coalesce(max(id), 0) FROM admins),"
+      .. " (SELECT coalesce(max(id), 0) FROM users), 7000000)"))
+    base = (math.floor(highest / 1000) + 1) * 1000
     local lines = {
       "CREATE TABLE admins (id integer PRIMARY KEY, email varchar(400), name varchar(80), password varchar(200));",
       "CREATE TABLE users (id integer PRIMARY KEY, email varchar(400), active boolean NOT NULL DEFAULT true);",
