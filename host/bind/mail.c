@@ -295,9 +295,10 @@ static void delivery_free(struct delivery *d)
     free(d);
 }
 
-/* Logs the outcome of an attempt and counts it. `smtp_code` is the
+/* Records the outcome of an attempt: one log line, and the count stats()
+ * and /metrics report. `smtp_code` is the
  * server's last reply code (0 when there was none). */
-static void log_outcome(const struct delivery *d, const char *path, const char *error, long smtp_code)
+static void record_outcome(const struct delivery *d, const char *path, const char *error, long smtp_code)
 {
     struct log_line *line;
     if (error == NULL) {
@@ -420,7 +421,7 @@ static int outbox_deliver(lua_State *L, struct delivery *d)
         snprintf(error, sizeof error, "outbox %s: cannot %s: %s", mailer.cfg.outbox_dir, step, strerror(errno));
         failure = error;
     }
-    log_outcome(d, failure ? NULL : path, failure, 0);
+    record_outcome(d, failure ? NULL : path, failure, 0);
     delivery_free(d);
     return push_outcome(L, failure, 0);
 }
@@ -470,7 +471,7 @@ static void smtp_done_cb(CURL *easy, CURLcode rc, long code, void *arg)
     }
     snprintf(error, sizeof error, "%s", d->errbuf[0] ? d->errbuf : curl_easy_strerror(rc));
     const char *failure = rc == CURLE_OK ? NULL : error;
-    log_outcome(d, NULL, failure, code);
+    record_outcome(d, NULL, failure, code);
     delivery_free(d);
     host_task_resume(task, push_outcome(host_task_thread(task), failure, code));
 }
@@ -483,7 +484,7 @@ static int smtp_deliver(lua_State *L, struct host_task *task, struct delivery *d
     d->easy = curl_easy_init();
     d->rcpt_list = curl_slist_append(NULL, d->rcpt);
     if (d->easy == NULL || d->rcpt_list == NULL) {
-        log_outcome(d, NULL, "out of memory", 0);
+        record_outcome(d, NULL, "out of memory", 0);
         delivery_free(d);
         return push_outcome(L, "out of memory", 0);
     }
@@ -502,7 +503,7 @@ static int smtp_deliver(lua_State *L, struct host_task *task, struct delivery *d
     curl_easy_setopt(d->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT, cfg->timeout_s);
     curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->errbuf);
     if (host_transfer_submit(d->easy, smtp_done_cb, d) != 0) {
-        log_outcome(d, NULL, "the transfer thread is not available", 0);
+        record_outcome(d, NULL, "the transfer thread is not available", 0);
         delivery_free(d);
         return push_outcome(L, "the transfer thread is not available", 0);
     }

@@ -566,12 +566,15 @@ static size_t name_len(const char *key)
  * newest gauge), with a head per metric name. */
 static void render_script_values(struct evbuffer *out)
 {
-    const struct script_value *all[(size_t)VALUES_MAX * 64] = {NULL};
+    /* every slot's values, whatever WORKERS is (a fixed array would drop
+     * the slots past its size without a word) */
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    const struct script_value **all = calloc((size_t)(block->workers + 1) * VALUES_MAX, sizeof *all);
     size_t n = 0;
+    if (all == NULL) return;
     for (int i = 0; i <= block->workers; i++) {
         uint32_t published = atomic_load_explicit(&block->slots[i].nvalues, memory_order_acquire);
-        for (uint32_t j = 0; j < published && n < sizeof all / sizeof all[0]; j++)
-            all[n++] = &block->slots[i].values[j];
+        for (uint32_t j = 0; j < published && j < VALUES_MAX; j++) all[n++] = &block->slots[i].values[j];
     }
     qsort(all, n, sizeof all[0], value_cmp); /* NOLINT(bugprone-sizeof-expression): the elements are pointers */
     for (size_t i = 0; i < n;) {
@@ -593,6 +596,7 @@ static void render_script_values(struct evbuffer *out)
         evbuffer_add_printf(out, "%s %.17g\n", first->key, v);
         i = j;
     }
+    free(all);
 }
 
 int host_metrics_render(struct evbuffer *out)
