@@ -31,11 +31,7 @@ local function run(cmd)
   return (out:gsub("__exit=%d+%s*$", "")), code, err
 end
 
-local function sql(url, query)
-  local out, code, err = run(("psql %s -XtAq -v ON_ERROR_STOP=1 -c %s"):format(sh(url), sh(query)))
-  assert(code == 0, "psql failed: " .. out .. err)
-  return (out:gsub("%s+$", ""))
-end
+local function sql(url, query) return util.sql(query, url) end
 
 -- The URL of database `name` on the cluster of `url` (a postgresql:// URI,
 -- or key=value settings, where a later dbname wins).

@@ -50,11 +50,7 @@ local function run(cmd)
   return (out:gsub("__exit=%d+%s*$", "")), code
 end
 
-local function sql(url, query)
-  local out, code = run(("psql %s -XtAqc %s"):format(sh(url), sh(query)))
-  assert(code == 0, "psql failed: " .. out)
-  return (out:gsub("%s+$", ""))
-end
+local function sql(url, query) return util.sql(query, url) end
 
 local function urlencode(s)
   return (s:gsub("[^%w%-_.~]", function(c) return ("%%%02X"):format(c:byte()) end))
